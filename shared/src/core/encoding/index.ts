@@ -1,2 +1,3 @@
-// Filled by the module's own files; see the folder.
-export {};
+export * from './base64.ts';
+export * from './bytes.ts';
+export * from './md5.ts';

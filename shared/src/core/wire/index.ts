@@ -1,2 +1,2 @@
-// Filled by the module's own files; see the folder.
-export {};
+export * from './input.ts';
+export * from './reply.ts';

@@ -1,2 +1,17 @@
-// Filled by the module's own files; see the folder.
-export {};
+/**
+ * Message composition (RFC 5322 + MIME): `composeMessage` turns a JSON-friendly description
+ * into the octets of a message and its SMTP envelope. Web-standard APIs only.
+ */
+export {
+  type AddressInput,
+  formatAddressHeader,
+  type Mailbox,
+  parseAddress,
+  type ResolvedMailbox,
+  resolveMailbox,
+} from './address.ts';
+export { type AttachmentInput, type ComposedMessage, composeMessage, type MessageInput } from './compose.ts';
+export { mediaTypeForFilename } from './content-type.ts';
+export { formatDate } from './identity.ts';
+export { domainToAscii, punycodeEncode } from './punycode.ts';
+export { quotedPrintableEncode } from './transfer-encoding.ts';

@@ -1,0 +1,155 @@
+/**
+ * Test S3: s3rver started in-process on an ephemeral port with a temp directory, plus a TCP proxy
+ * in front of it that can refuse connections, hang, or swallow responses (fault injection).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+
+interface S3rverInstance {
+  run(): Promise<{ port: number; address: string }>;
+  close(): Promise<void>;
+}
+type S3rverCtor = new (options: Record<string, unknown>) => S3rverInstance;
+
+const S3rver = createRequire(import.meta.url)('s3rver') as S3rverCtor;
+
+export const TEST_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+
+export interface TestS3 {
+  endpoint: string;
+  port: number;
+  bucket: string;
+  dir: string;
+  client: S3Client;
+  /** Keys in the bucket (all of them). */
+  keys(): Promise<string[]>;
+  get(key: string): Promise<Uint8Array>;
+  close(): Promise<void>;
+  /** Environment for a receiver child process. */
+  env(prefix?: string, endpoint?: string): Record<string, string>;
+}
+
+export async function startTestS3(bucket = 'mail'): Promise<TestS3> {
+  const dir = mkdtempSync(join(tmpdir(), 'receiver-s3rver-'));
+  const server = new S3rver({
+    port: 0,
+    address: '127.0.0.1',
+    silent: true,
+    directory: dir,
+    configureBuckets: [{ name: bucket }],
+  });
+  const { port } = await server.run();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const client = new S3Client({
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: TEST_CREDENTIALS,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  return {
+    endpoint,
+    port,
+    bucket,
+    dir,
+    client,
+    async keys() {
+      const out: string[] = [];
+      let token: string | undefined;
+      do {
+        const r = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+        for (const o of r.Contents ?? []) if (o.Key) out.push(o.Key);
+        token = r.IsTruncated ? r.NextContinuationToken : undefined;
+      } while (token);
+      return out.sort();
+    },
+    async get(key) {
+      const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      return new Uint8Array(await r.Body!.transformToByteArray());
+    },
+    async close() {
+      client.destroy();
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    env(prefix = 'in', ep = endpoint) {
+      return {
+        RECEIVER_STORE: `s3://${bucket}/${prefix}`,
+        RECEIVER_S3_FORCE_PATH_STYLE: 'true',
+        AWS_ENDPOINT_URL_S3: ep,
+        AWS_REGION: 'us-east-1',
+        AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+        AWS_EC2_METADATA_DISABLED: 'true',
+      };
+    },
+  };
+}
+
+/**
+ * `pass`: forward both ways. `refuse`: close every connection at once (S3 down).
+ * `hang`: accept and never forward (S3 slower than any time-out).
+ * `swallow`: forward requests but never return responses (the object is written, the client times out).
+ */
+export type FaultMode = 'pass' | 'refuse' | 'hang' | 'swallow';
+
+export interface FaultProxy {
+  port: number;
+  endpoint: string;
+  setMode(mode: FaultMode): void;
+  close(): Promise<void>;
+}
+
+export async function startFaultProxy(targetPort: number, initial: FaultMode = 'pass'): Promise<FaultProxy> {
+  let mode: FaultMode = initial;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => {});
+    if (mode === 'refuse') {
+      client.destroy();
+      return;
+    }
+    if (mode === 'hang') return;
+    const upstream = connect(targetPort, '127.0.0.1');
+    sockets.add(upstream);
+    upstream.on('close', () => {
+      sockets.delete(upstream);
+      client.destroy();
+    });
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    client.pipe(upstream);
+    if (mode === 'pass') upstream.pipe(client);
+    else upstream.resume();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    endpoint: `http://127.0.0.1:${port}`,
+    setMode(m) {
+      mode = m;
+      for (const s of sockets) s.destroy();
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** Poll `fn` until it returns true; fails after `tries` attempts. For eventual clean-ups, not timing. */
+export async function eventually(fn: () => Promise<boolean>, what: string, tries = 100): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`never happened: ${what}`);
+}

@@ -1,2 +1,3 @@
-// Filled by the module's own files; see the folder.
-export {};
+export * from './errors.ts';
+export * from './path.ts';
+export * from './syntax.ts';

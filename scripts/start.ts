@@ -36,7 +36,7 @@ Environment (all optional):
   SMTP_EDGE_MX_PORT            receiver MX port, or "off"                  (default: 2525)
   SMTP_EDGE_SUBMISSION_PORT    receiver submission port (STARTTLS + AUTH)  (default: 2587)
   SMTP_EDGE_SUBMISSIONS_PORT   receiver implicit-TLS port, or "off"        (default: 2465)
-  SMTP_EDGE_HTTP_PORT          receiver health and metrics port            (default: 8025)
+  SMTP_EDGE_HTTP_PORT          receiver health and metrics port            (default: 9025)
   SMTP_EDGE_READY_TIMEOUT      seconds to wait for both to answer          (default: 120)
   SMTP_EDGE_STOP_TIMEOUT       seconds to wait for a clean stop            (default: 40)
   SMTP_EDGE_RAW_LOGS=1         print the receiver's JSON log lines as they are
@@ -87,7 +87,7 @@ function readSettings(): Settings {
       mx: envPort('SMTP_EDGE_MX_PORT', 2525, true),
       submission: envPort('SMTP_EDGE_SUBMISSION_PORT', 2587, false) as number,
       submissions: envPort('SMTP_EDGE_SUBMISSIONS_PORT', 2465, true),
-      http: envPort('SMTP_EDGE_HTTP_PORT', 8025, false) as number,
+      http: envPort('SMTP_EDGE_HTTP_PORT', 9025, false) as number,
     },
     readyTimeoutMs: envSeconds('SMTP_EDGE_READY_TIMEOUT', 120),
     stopTimeoutMs: envSeconds('SMTP_EDGE_STOP_TIMEOUT', 40),
@@ -349,6 +349,9 @@ async function main(): Promise<number> {
     8,
   );
   children.push(worker);
+  process.stdout.write(
+    `Starting the receiver (pid ${receiver.pid}) and the Worker under wrangler dev (pid ${worker.pid})…\n`,
+  );
 
   const died = (): string | null => {
     for (const child of children) {
@@ -379,7 +382,6 @@ async function main(): Promise<number> {
   if (stopping) return stopping;
 
   process.stdout.write(banner(settings, state, devVarsNote));
-  process.stdout.write(`(receiver pid ${receiver.pid}, worker pid ${worker.pid})\n`);
 
   // Run until a signal stops us or a child exits by itself.
   const first = await Promise.race([

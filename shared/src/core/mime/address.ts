@@ -7,6 +7,7 @@
  * as raw UTF-8 in the header (RFC 6532 section 3.2); an ASCII local part with an IDN domain is
  * converted to A-labels so the message stays plain ASCII.
  */
+import { needsSmtpUtf8, parseMailbox } from '../address/index.ts';
 import { SmtpMessageError } from '../errors.ts';
 import { FieldWriter, writePhrase } from './header.ts';
 import { domainToAscii } from './punycode.ts';
@@ -16,13 +17,13 @@ import { assertHeaderText } from './text.ts';
 export type AddressInput = string | { name?: string; address: string };
 
 /** A parsed mailbox: the display name (null when there is none) and the addr-spec. */
-export interface Mailbox {
+export interface NamedAddress {
   name: string | null;
   address: string;
 }
 
 /** A mailbox ready for the wire. */
-export interface ResolvedMailbox {
+export interface ResolvedAddress {
   name: string | null;
   /** The addr-spec as written in headers and the envelope (A-labels unless SMTPUTF8 is needed). */
   address: string;
@@ -30,50 +31,29 @@ export interface ResolvedMailbox {
   smtputf8: boolean;
 }
 
-// RFC 5322 section 3.2.3 atext, extended by RFC 6532 section 3.2 with any non-ASCII UTF-8.
-const ATEXT_CHAR = "[A-Za-z0-9!#$%&'*+\\-/=?^_`{|}~\\u0080-\\u{10FFFF}]";
-const DOT_ATOM = new RegExp(`^${ATEXT_CHAR}+(?:\\.${ATEXT_CHAR}+)*$`, 'u');
-// RFC 5322 section 3.2.4 quoted-string content: qtext (printable ASCII but `"` and `\`,
-// non-ASCII per RFC 6532), quoted-pairs and spaces.
-const QUOTED_LOCAL = /^"(?:[\x20\x21\x23-\x5b\x5d-\x7e\u0080-\u{10FFFF}]|\\[\x20-\x7e])*"$/u;
-// RFC 5321 section 4.1.3: address literals (IPv4, IPv6, general) — only the bracketed shape is
-// checked here; the dcontent is printable ASCII without brackets and backslash.
-const ADDRESS_LITERAL = /^\[[\x21-\x5a\x5e-\x7e]+\]$/;
-
-function octets(s: string): number {
-  return new TextEncoder().encode(s).length;
-}
+const ADDRESS_LITERAL = /^\[.*\]$/;
 
 /**
- * Validate an addr-spec (RFC 5322 section 3.4.1, RFC 5321 section 4.1.2 `Mailbox`) and return
- * its local part and domain. Limits: local part 64 octets, domain 255 octets, the whole path
- * 256 octets including the angle brackets (RFC 5321 section 4.5.3.1).
+ * Validate an addr-spec with the envelope grammar (RFC 5321 section 4.1.2, with RFC 6531
+ * section 3.3 UTF-8), since every address we write must also work in MAIL FROM / RCPT TO, and
+ * return it in its shortest form with its local part and domain. Limits: local part 64 octets,
+ * domain 255, path 256 (RFC 5321 section 4.5.3.1). IDN domains must convert to A-labels.
  */
-export function splitAddrSpec(address: string, field: string): { local: string; domain: string } {
+export function splitAddrSpec(
+  address: string,
+  field: string,
+): { address: string; local: string; domain: string } {
   assertHeaderText(address, field);
-  const at = address.lastIndexOf('@');
-  if (at <= 0 || at === address.length - 1) {
-    throw new SmtpMessageError(`${field}: "${address}" is not an address of the form local@domain`, field);
+  let mailbox: ReturnType<typeof parseMailbox>;
+  try {
+    mailbox = parseMailbox(address, { smtputf8: true });
+  } catch (cause) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    throw new SmtpMessageError(`${field}: "${address}" is not a valid address (${why})`, field, { cause });
   }
-  const local = address.slice(0, at);
-  const domain = address.slice(at + 1);
-  if (!DOT_ATOM.test(local) && !QUOTED_LOCAL.test(local)) {
-    throw new SmtpMessageError(
-      `${field}: the local part of "${address}" is not valid (RFC 5322 section 3.4.1)`,
-      field,
-    );
-  }
-  if (!ADDRESS_LITERAL.test(domain)) {
-    if (!DOT_ATOM.test(domain)) {
-      throw new SmtpMessageError(`${field}: the domain of "${address}" is not valid`, field);
-    }
-    domainToAscii(domain, field); // throws on labels that are not LDH or a valid U-label
-  }
-  if (octets(local) > 64)
-    throw new SmtpMessageError(`${field}: the local part is longer than 64 octets`, field);
-  if (octets(address) + 2 > 256)
-    throw new SmtpMessageError(`${field}: the address is longer than 254 octets`, field);
-  return { local, domain };
+  if (mailbox.domainKind === 'name' && needsSmtpUtf8(mailbox.domain)) domainToAscii(mailbox.domain, field);
+  const at = mailbox.address.lastIndexOf('@');
+  return { address: mailbox.address, local: mailbox.address.slice(0, at), domain: mailbox.domain };
 }
 
 function trimWsp(s: string): string {
@@ -87,26 +67,21 @@ function trimWsp(s: string): string {
  * object `{ name, address }`. An empty name becomes null. Throws `SmtpMessageError` with
  * `field` on anything else, including CR/LF/NUL anywhere.
  */
-export function parseAddress(input: AddressInput, field: string): Mailbox {
+export function parseAddress(input: AddressInput, field: string): NamedAddress {
   if (typeof input === 'object' && input !== null) {
     const { name, address } = input;
     if (name !== undefined && name !== null) assertHeaderText(name, `${field}.name`);
     assertHeaderText(address, `${field}.address`);
-    const addr = trimWsp(address);
-    splitAddrSpec(addr, `${field}.address`);
+    const addr = splitAddrSpec(trimWsp(address), `${field}.address`).address;
     const n = name === undefined || name === null ? '' : trimWsp(name);
     return { name: n === '' ? null : n, address: addr };
   }
   assertHeaderText(input, field);
   const text = trimWsp(input);
-  if (!text.endsWith('>')) {
-    splitAddrSpec(text, field);
-    return { name: null, address: text };
-  }
+  if (!text.endsWith('>')) return { name: null, address: splitAddrSpec(text, field).address };
   const open = text.lastIndexOf('<');
   if (open < 0) throw new SmtpMessageError(`${field}: "${text}" has a ">" without "<"`, field);
-  const address = trimWsp(text.slice(open + 1, -1));
-  splitAddrSpec(address, field);
+  const address = splitAddrSpec(trimWsp(text.slice(open + 1, -1)), field).address;
   let rawName = trimWsp(text.slice(0, open));
   let name: string;
   if (rawName.startsWith('"')) {
@@ -143,16 +118,15 @@ export function parseAddress(input: AddressInput, field: string): Mailbox {
  * The wire form of a mailbox: A-labels for IDN domains when the local part is ASCII, raw UTF-8
  * (and `smtputf8: true`) when the local part is not (RFC 6531 section 3.2, RFC 6532 section 3.2).
  */
-export function resolveMailbox(mailbox: Mailbox, field: string): ResolvedMailbox {
+export function resolveAddress(mailbox: NamedAddress, field: string): ResolvedAddress {
   const { local, domain } = splitAddrSpec(mailbox.address, field);
-  const asciiLocal = /^[\x00-\x7f]*$/.test(local);
-  if (!asciiLocal) return { name: mailbox.name, address: mailbox.address, smtputf8: true };
+  if (needsSmtpUtf8(local)) return { name: mailbox.name, address: mailbox.address, smtputf8: true };
   const asciiDomain = ADDRESS_LITERAL.test(domain) ? domain : domainToAscii(domain, field);
   return { name: mailbox.name, address: `${local}@${asciiDomain}`, smtputf8: false };
 }
 
 /** Write a comma-separated mailbox list (RFC 5322 section 3.4 `mailbox-list`) into a field. */
-export function writeAddressList(writer: FieldWriter, list: readonly Mailbox[]): void {
+export function writeAddressList(writer: FieldWriter, list: readonly NamedAddress[]): void {
   list.forEach((mb, i) => {
     const last = i === list.length - 1;
     if (mb.name === null) {
@@ -169,7 +143,7 @@ export function writeAddressList(writer: FieldWriter, list: readonly Mailbox[]):
  * The value of an address field (what follows `Name: `), with display names quoted or
  * RFC 2047-encoded as needed and folded at 78 characters as it would be under `fieldName`
  * (default `To`). Continuation lines start with a space; there is no trailing CRLF. Addresses
- * are written as given (call `resolveMailbox` first for A-labels).
+ * are written as given (call `resolveAddress` first for A-labels).
  */
 export function formatAddressHeader(
   list: ReadonlyArray<{ name: string | null; address: string }>,

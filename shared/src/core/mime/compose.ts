@@ -10,10 +10,10 @@ import { base64Decode, utf8Encode } from '../encoding/index.ts';
 import { SmtpMessageError } from '../errors.ts';
 import {
   type AddressInput,
-  type Mailbox,
+  type NamedAddress,
   parseAddress,
-  type ResolvedMailbox,
-  resolveMailbox,
+  type ResolvedAddress,
+  resolveAddress,
   splitAddrSpec,
   writeAddressList,
 } from './address.ts';
@@ -98,22 +98,22 @@ function list(
 }
 
 interface Resolved {
-  mailboxes: ResolvedMailbox[];
+  mailboxes: ResolvedAddress[];
 }
 
 function resolveList(
   value: AddressInput | AddressInput[] | undefined,
   field: string,
   acc: Resolved,
-): Mailbox[] {
+): NamedAddress[] {
   return list(value, field).map(([input, f]) => {
-    const r = resolveMailbox(parseAddress(input, f), f);
+    const r = resolveAddress(parseAddress(input, f), f);
     acc.mailboxes.push(r);
     return { name: r.name, address: r.address };
   });
 }
 
-function addressField(name: string, mailboxes: readonly Mailbox[]): string {
+function addressField(name: string, mailboxes: readonly NamedAddress[]): string {
   const w = new FieldWriter(name);
   writeAddressList(w, mailboxes);
   return w.toString();
@@ -223,7 +223,7 @@ export function composeMessage(input: MessageInput): ComposedMessage {
   if (input.from === undefined || input.from === null) throw new SmtpMessageError('from is required', 'from');
   if (Array.isArray(input.from)) throw new SmtpMessageError('from takes one address', 'from');
   if (Array.isArray(input.sender)) throw new SmtpMessageError('sender takes one address', 'sender');
-  const [from] = resolveList(input.from, 'from', acc) as [Mailbox];
+  const [from] = resolveList(input.from, 'from', acc) as [NamedAddress];
   const sender = input.sender === undefined ? undefined : resolveList(input.sender, 'sender', acc)[0];
   const replyTo = resolveList(input.replyTo, 'replyTo', acc);
   const to = resolveList(input.to, 'to', acc);

@@ -133,11 +133,12 @@ function bLength(byteCount: number): number {
  * each word for the longest word that fits (at most 75 characters, RFC 2047 section 2), so the
  * caller can size each word to the room left on its line. Words are cut only between code
  * points, so a UTF-8 sequence is never split (RFC 2047 section 5, last paragraph). B or Q is
- * chosen once for the text: whichever is shorter (Q for mostly-Latin text, B for CJK or emoji).
+ * chosen once for the text: Q unless it is more than a third longer than B, so mostly-Latin
+ * text stays readable (`Caf=C3=A9`) while CJK and emoji take the compact B form.
  */
 export function* encodedWords(text: string, budget: () => number): Generator<string> {
   const all = utf8Encode(text);
-  const useQ = qLength(all) <= bLength(all.length);
+  const useQ = qLength(all) * 3 <= bLength(all.length) * 4;
   const mode = useQ ? 'Q' : 'B';
   const chars = Array.from(text);
   let i = 0;

@@ -5,10 +5,10 @@
 export {
   type AddressInput,
   formatAddressHeader,
-  type Mailbox,
+  type NamedAddress,
   parseAddress,
-  type ResolvedMailbox,
-  resolveMailbox,
+  type ResolvedAddress,
+  resolveAddress,
 } from './address.ts';
 export { type AttachmentInput, type ComposedMessage, composeMessage, type MessageInput } from './compose.ts';
 export { mediaTypeForFilename } from './content-type.ts';

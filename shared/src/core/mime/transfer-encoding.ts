@@ -45,7 +45,8 @@ export function quotedPrintableEncode(text: string, softEnd = false): string {
     let line = '';
     for (let i = 0; i < bytes.length; i++) {
       const b = bytes[i]!;
-      const atLineEnd = i === bytes.length - 1;
+      // With softEnd the last line is followed by a soft break `=`, so its last octet is not at the end.
+      const atLineEnd = i === bytes.length - 1 && !(softEnd && li === lines.length - 1);
       let enc: string;
       if ((b === 0x20 || b === 0x09) && atLineEnd) enc = `=${HEX[b >> 4]}${HEX[b & 15]}`;
       else if (line.length === 0 && (b === 0x2e || (b === 0x46 && startsWithFrom(bytes, i))))

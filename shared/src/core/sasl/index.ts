@@ -1,2 +1,3 @@
-// Filled by the module's own files; see the folder.
-export {};
+export * from './client.ts';
+export * from './mechanisms.ts';
+export * from './server.ts';

@@ -31,6 +31,8 @@ describe('formatReply', () => {
     expect(formatReply(reply(250, null, ['', '']))).toBe('250-\r\n250\r\n');
     expect(formatReply(reply(250, '2.0.0', ''))).toBe('250 2.0.0\r\n');
     expect(formatReply({ code: 354, enhancedCode: null, lines: [] })).toBe('354\r\n');
+    // RFC 4954 section 4: an empty challenge is "334 " with the space.
+    expect(formatReply(reply(334, null, ''))).toBe('334 \r\n');
   });
 
   it('refuses CR, LF and other controls in the text (reply injection)', () => {

@@ -56,7 +56,16 @@ export function formatReply(reply: SmtpReply, options: FormatReplyOptions = {}):
     }
     const last = i === lines.length - 1;
     const body = enhancedCode === null ? text : text === '' ? enhancedCode : `${enhancedCode} ${text}`;
-    const line = body === '' ? (last ? String(code) : `${code}-`) : `${code}${last ? ' ' : '-'}${body}`;
+    // An empty last line is the bare code (RFC 5321 section 4.2), except the empty AUTH
+    // challenge, which RFC 4954 section 4 spells "334 " with its space.
+    const line =
+      body === ''
+        ? last
+          ? code === 334
+            ? '334 '
+            : String(code)
+          : `${code}-`
+        : `${code}${last ? ' ' : '-'}${body}`;
     if (utf8.encode(line).length + 2 > max) {
       throw new SmtpConfigError(`reply line longer than ${max} octets`);
     }

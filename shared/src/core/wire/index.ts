@@ -1,2 +1,3 @@
 export * from './input.ts';
+export * from './params.ts';
 export * from './reply.ts';

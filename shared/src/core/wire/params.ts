@@ -176,10 +176,10 @@ export function parseSizeParam(value: string | true): number {
   return Number.isSafeInteger(n) ? n : Number.MAX_SAFE_INTEGER;
 }
 
-export type BodyType = '7BIT' | '8BITMIME' | 'BINARYMIME';
+export type MailBodyType = '7BIT' | '8BITMIME' | 'BINARYMIME';
 
 /** BODY=7BIT|8BITMIME (RFC 6152 section 3) |BINARYMIME (RFC 3030 section 3), any case. */
-export function parseBodyParam(value: string | true): BodyType {
+export function parseBodyParam(value: string | true): MailBodyType {
   const v = needValue(value, 'BODY').toUpperCase();
   if (v === '7BIT' || v === '8BITMIME' || v === 'BINARYMIME') return v;
   throw new EsmtpParamError('invalid-value', 'Invalid BODY value', 'BODY');

@@ -1,0 +1,157 @@
+/**
+ * One send, shared by `POST /send` and `Mailer.send()`: configuration → validation → composition
+ * → one SMTP connection to the relay → outcome. Never throws for a mail failure: every outcome is
+ * a `SendResponse` value.
+ *
+ * Platform limits: the socket is opened here, inside the request (never in global scope), and
+ * exactly one SMTP connection is used per send, well under the 6 simultaneous connections a
+ * Worker invocation may hold.
+ */
+import { composeMessage, type MessageInput, SmtpError } from '@smtp-edge/protocol';
+import { type SendEnvelope, type SmtpClientOptions, sendMail } from '@smtp-edge/protocol/workers';
+import { ConfigurationError, type Env, type RelayConfig, readConfig, type WorkerConfig } from './config.ts';
+import { failure, fromSmtpError, invalidRequest, mailerError } from './errors.ts';
+import { type ParsedSendRequest, validateSendRequest } from './schema.ts';
+import type { SendResponse } from './types.ts';
+
+/** Options for the protocol client: TLS always required, never relaxed (no clear-text fall back). */
+export function clientOptions(relay: RelayConfig, signal: AbortSignal): SmtpClientOptions {
+  const options: SmtpClientOptions = {
+    host: relay.host,
+    port: relay.port,
+    security: relay.security,
+    // RFC 3207 section 4: a client may insist on TLS; a relay without STARTTLS is an error here.
+    starttlsPolicy: 'required',
+    timeouts: { ...relay.timeouts },
+    signal,
+  };
+  if (relay.helo !== undefined) options.helo = relay.helo;
+  if (relay.auth !== undefined)
+    options.auth = { username: relay.auth.username, password: relay.auth.password };
+  return options;
+}
+
+function list<T>(value: T | T[] | undefined): T[] | undefined {
+  if (value === undefined) return undefined;
+  return Array.isArray(value) ? value : [value];
+}
+
+/** The validated request as the composer's input (same field names; lists normalized to arrays). */
+export function messageInput(req: ParsedSendRequest): MessageInput {
+  const input: MessageInput = { from: req.from };
+  const to = list(req.to);
+  const cc = list(req.cc);
+  const bcc = list(req.bcc);
+  const replyTo = list(req.replyTo);
+  if (to) input.to = to;
+  if (cc) input.cc = cc;
+  if (bcc) input.bcc = bcc;
+  if (replyTo) input.replyTo = replyTo;
+  if (req.subject !== undefined) input.subject = req.subject;
+  if (req.text !== undefined) input.text = req.text;
+  if (req.html !== undefined) input.html = req.html;
+  if (req.attachments) {
+    input.attachments = req.attachments.map((a) => ({
+      filename: a.filename,
+      content: a.content.replace(/[\t\n\r ]+/g, ''),
+      ...(a.contentType === undefined ? {} : { contentType: a.contentType }),
+    }));
+  }
+  if (req.headers) input.headers = { ...req.headers };
+  return input;
+}
+
+function dsnOf(req: ParsedSendRequest): SendEnvelope['dsn'] | undefined {
+  if (req.dsn === undefined) return undefined;
+  const dsn: NonNullable<SendEnvelope['dsn']> = {};
+  if (req.dsn.ret !== undefined) dsn.ret = req.dsn.ret;
+  if (req.dsn.envid !== undefined) dsn.envid = req.dsn.envid;
+  const notify = list(req.dsn.notify);
+  if (notify !== undefined) {
+    dsn.notify = notify.includes('NEVER') ? 'NEVER' : (notify as ('SUCCESS' | 'FAILURE' | 'DELAY')[]);
+  }
+  return dsn;
+}
+
+export interface SendDependencies {
+  compose: typeof composeMessage;
+  send: typeof sendMail;
+}
+
+const realDependencies: SendDependencies = { compose: composeMessage, send: sendMail };
+
+/**
+ * Validate, compose and relay `input` (already parsed JSON or an RPC argument).
+ * `config` may be passed when the caller has already read it.
+ */
+export async function handleSend(
+  input: unknown,
+  env: Env,
+  requestId: string,
+  options: { config?: WorkerConfig; deps?: SendDependencies } = {},
+): Promise<SendResponse> {
+  let config: WorkerConfig;
+  try {
+    config = options.config ?? readConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigurationError)
+      return failure(mailerError('configuration_error', err.message), requestId);
+    throw err;
+  }
+  const deps = options.deps ?? realDependencies;
+
+  const validation = validateSendRequest(input, config.limits);
+  if (!validation.ok) return failure(invalidRequest(validation.fields), requestId);
+  const request = validation.value;
+
+  let composed: ReturnType<typeof composeMessage>;
+  try {
+    composed = deps.compose(messageInput(request));
+  } catch (err) {
+    // The composer checks what the schema cannot (full address grammar, encodings) and names the field.
+    if (err instanceof SmtpError && err.kind === 'message') {
+      const field = (err as SmtpError & { field?: string }).field ?? '';
+      return failure(invalidRequest([{ path: field, message: stripField(err.message, field) }]), requestId);
+    }
+    throw err;
+  }
+
+  const envelope: SendEnvelope = { from: composed.envelope.from, to: composed.envelope.to };
+  const dsn = dsnOf(request);
+  if (dsn !== undefined) envelope.dsn = dsn;
+  if (composed.smtputf8) envelope.smtpUtf8 = true;
+
+  const deadline = AbortSignal.timeout(config.relay.sendTimeoutMs);
+  try {
+    const result = await deps.send(clientOptions(config.relay, deadline), envelope, composed.bytes);
+    const rejected = result.rejected.map((r) => ({
+      recipient: r.recipient,
+      code: r.code,
+      enhancedCode: r.enhancedCode,
+      message: r.message,
+    }));
+    if (result.accepted.length === 0) {
+      return failure(
+        mailerError(
+          'recipients_rejected',
+          'the relay accepted none of the recipients; see rejected for each one',
+          {
+            rejected,
+          },
+        ),
+        requestId,
+      );
+    }
+    return { ok: true, messageId: composed.messageId, accepted: [...result.accepted], rejected, requestId };
+  } catch (err) {
+    const error = fromSmtpError(err, config.relay, config.retryAfterSeconds);
+    if (error.code === 'internal_error') console.error(`[${requestId}] send failed`, err);
+    return failure(error, requestId);
+  }
+}
+
+/** The composer prefixes messages with `field: `; the field is reported separately. */
+function stripField(message: string, field: string): string {
+  const prefix = `${field}: `;
+  return field !== '' && message.startsWith(prefix) ? message.slice(prefix.length) : message;
+}

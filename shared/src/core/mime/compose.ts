@@ -6,7 +6,7 @@
  * and at most 78 wherever a single word allows it, no CR/LF/NUL reaching a header from any
  * input field, Bcc never written, body always encoded to 7-bit (base64/quoted-printable).
  */
-import { base64Decode, utf8Encode } from '../encoding/index.ts';
+import { base64Decode, concatBytes, utf8Encode } from '../encoding/index.ts';
 import { SmtpMessageError } from '../errors.ts';
 import {
   type AddressInput,
@@ -335,8 +335,9 @@ export function composeMessage(input: MessageInput): ComposedMessage {
   fields.push('MIME-Version: 1.0\r\n'); // RFC 2045 section 4
   fields.push(...body.headers);
 
-  const bytes = utf8Encode(`${fields.join('')}\r\n${body.body}`);
-  const headerLength = utf8Encode(fields.join('')).length + 2;
+  const head = utf8Encode(`${fields.join('')}\r\n`);
+  const bytes = concatBytes([head, ...body.body.map((c) => (typeof c === 'string' ? utf8Encode(c) : c))]);
+  const headerLength = head.length;
   assertWellFormed(bytes);
 
   const seen = new Set<string>();

@@ -18,8 +18,12 @@ import {
 export interface Entity {
   /** Folded content header fields (Content-Type first), each ending in CRLF. */
   headers: string[];
-  /** The encoded body: ASCII, CRLF line breaks, lines of at most 76 (base64, QP) or 998 characters. */
-  body: string;
+  /**
+   * The encoded body as chunks: ASCII, CRLF line breaks, lines of at most 76 (base64, QP) or 998
+   * characters. Octet chunks hold base64 only, whose alphabet has neither `-` nor `_`, so they
+   * can never contain a boundary delimiter and need not be searched.
+   */
+  body: Array<string | Uint8Array>;
 }
 
 function field(name: string, build: (w: FieldWriter) => void): string {
@@ -55,7 +59,7 @@ export function textEntity(subtype: 'plain' | 'html', text: string, top: boolean
       }),
       simpleField('Content-Transfer-Encoding', encoding),
     ],
-    body,
+    body: [body],
   };
 }
 
@@ -87,7 +91,7 @@ export function attachmentEntity(spec: AttachmentSpec): Entity {
     );
   }
   let encoding: TransferEncoding = 'base64';
-  let body: string;
+  let body: string | Uint8Array;
   if (media.type === 'message' && (media.subtype === 'rfc822' || media.subtype === 'partial')) {
     body = sevenBitMessage(spec.content, `${spec.field}.content`);
     encoding = '7bit';
@@ -109,11 +113,10 @@ export function attachmentEntity(spec: AttachmentSpec): Entity {
     }),
   ];
   if (spec.contentId !== null) headers.push(simpleField('Content-ID', spec.contentId));
-  return { headers, body };
+  return { headers, body: [body] };
 }
 
 function sevenBitMessage(content: Uint8Array, field: string): string {
-  let text = '';
   for (const b of content) {
     if (b === 0 || b > 0x7f) {
       throw new SmtpMessageError(
@@ -122,16 +125,16 @@ function sevenBitMessage(content: Uint8Array, field: string): string {
       );
     }
   }
-  text = normalizeLineBreaks(new TextDecoder().decode(content));
+  const text = normalizeLineBreaks(new TextDecoder().decode(content));
   for (const line of text.split('\r\n')) {
     if (line.length > 998) throw new SmtpMessageError(`${field}: a line is longer than 998 octets`, field);
   }
   return text;
 }
 
-/** Serialize an entity as it appears inside a multipart: headers, blank line, body. */
-function serialize(entity: Entity): string {
-  return `${entity.headers.join('')}\r\n${entity.body}`;
+/** An entity as it appears inside a multipart: headers, blank line, body. */
+function serialize(entity: Entity): Array<string | Uint8Array> {
+  return [`${entity.headers.join('')}\r\n`, ...entity.body];
 }
 
 const MAX_BOUNDARY_TRIES = 8;
@@ -148,15 +151,16 @@ export function multipartEntity(
   params: Array<[string, string]> = [],
 ): Entity {
   const texts = parts.map(serialize);
+  const searchable = texts.flat().filter((c): c is string => typeof c === 'string');
   let boundary = '';
   for (let attempt = 0; ; attempt++) {
     boundary = `=_smtp-edge_${randomHex(12)}`;
-    if (!texts.some((t) => t.includes(`--${boundary}`))) break;
+    if (!searchable.some((t) => t.includes(`--${boundary}`))) break;
     if (attempt >= MAX_BOUNDARY_TRIES)
       throw new SmtpMessageError('could not find a boundary absent from the content');
   }
-  const chunks: string[] = [];
-  for (const t of texts) chunks.push(`--${boundary}\r\n`, t, '\r\n');
+  const chunks: Array<string | Uint8Array> = [];
+  for (const t of texts) chunks.push(`--${boundary}\r\n`, ...t, '\r\n');
   chunks.push(`--${boundary}--\r\n`);
   return {
     headers: [
@@ -165,6 +169,6 @@ export function multipartEntity(
         writeParams(w, [['boundary', boundary], ...params]);
       }),
     ],
-    body: chunks.join(''),
+    body: chunks,
   };
 }

@@ -68,7 +68,7 @@ describe('quoted-printable (RFC 2045 section 6.7)', () => {
 describe('base64 lines (RFC 2045 section 6.8)', () => {
   it('wraps at 76 characters with CRLF after every line', () => {
     const bytes = Uint8Array.from({ length: 200 }, (_, i) => i);
-    const out = base64Lines(bytes);
+    const out = new TextDecoder().decode(base64Lines(bytes));
     const lines = crlfLines(out);
     expect(lines.at(-1)).toBe('');
     expect(lines.slice(0, -2).every((l) => l.length === 76)).toBe(true);
@@ -76,6 +76,14 @@ describe('base64 lines (RFC 2045 section 6.8)', () => {
   });
 
   it('is empty for empty content', () => {
-    expect(base64Lines(new Uint8Array(0))).toBe('');
+    expect(base64Lines(new Uint8Array(0))).toEqual(new Uint8Array(0));
+  });
+
+  it('matches the standard encoder for every tail length', () => {
+    for (let n = 0; n < 120; n++) {
+      const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 37 + n) & 255);
+      const lines = crlfLines(new TextDecoder().decode(base64Lines(bytes)));
+      expect(lines.join('')).toBe(btoa(String.fromCharCode(...bytes)));
+    }
   });
 });

@@ -1,1 +1,3 @@
-export {};
+export * from './client.ts';
+export * from './server.ts';
+export * from './transport.ts';

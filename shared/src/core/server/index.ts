@@ -1,2 +1,7 @@
-// Filled by the module's own files; see the folder.
-export {};
+export * from './connection.ts';
+export * from './engine.ts';
+export * from './limits.ts';
+export * from './options.ts';
+export { reject } from './replies.ts';
+export * from './session.ts';
+export type * from './types.ts';

@@ -1,0 +1,428 @@
+/**
+ * Message intake: DATA (RFC 5321 section 4.1.1.4) and BDAT (RFC 3030 section 2).
+ *
+ * The command loop is the producer: it reads octets from the connection, runs them through the
+ * `DotReader` (DATA) or `BdatChunk` (BDAT), and hands each piece to `MessageIntake`, which
+ * enqueues it in the `ReadableStream` the data handler reads, only when the handler asks for
+ * more (highWaterMark 0). So the engine reads from the transport only as fast as the handler
+ * consumes: that is the backpressure, and memory stays at one transport chunk.
+ *
+ * Whatever happens, the producer reads to the real end of the message (`<CRLF>.<CRLF>`, or the
+ * declared BDAT size) so the next command is parsed where the client put it; a message found
+ * bad on the way (too big, bare line endings) has its stream errored, and is answered only
+ * after its end, with the error: nothing bad is ever acknowledged.
+ */
+import { SmtpAbortError, SmtpConnectionError, SmtpReplyError, SmtpTimeoutError } from '../errors.ts';
+import type { SmtpReply } from '../status.ts';
+import { BdatChunk, parseBdatArgs } from '../wire/bdat.ts';
+import { DotReader } from '../wire/dot-reader.ts';
+import { resetTransaction } from './commands.ts';
+import type { Connection } from './connection.ts';
+import { r } from './replies.ts';
+import type { DataResult, Envelope } from './types.ts';
+
+/** Largest piece read from the input buffer at once (one enqueued stream chunk at most). */
+const PIECE = 64 * 1024;
+
+type HandlerOutcome = { ok: true; value: DataResult | undefined } | { ok: false; error: unknown };
+
+/** The stream given to `handler.data`, fed by the command loop, and the handler's outcome. */
+export class MessageIntake {
+  readonly stream: ReadableStream<Uint8Array>;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  /** 'open' until ended (all data delivered), failed (errored by us) or cancelled (by the handler). */
+  #state: 'open' | 'ended' | 'errored' | 'cancelled' = 'open';
+  /** Resolves the handler's outstanding pull once we enqueue. */
+  #pull: (() => void) | null = null;
+  /** Wakes the producer waiting for demand. */
+  #wake: (() => void) | null = null;
+  #outcome: HandlerOutcome | null = null;
+  /** The error we put in the stream (so the handler rethrowing it is not reported as a bug). */
+  #streamError: unknown = null;
+  /** The reply a violation calls for (first one wins). */
+  failure: SmtpReply | null = null;
+  /** The connection ended inside the message (no reply possible). */
+  lost = false;
+  /** Handler settled before all data was delivered. */
+  settledEarly = false;
+  /** Octets delivered to the handler. */
+  delivered = 0;
+  settled: Promise<HandlerOutcome> | null = null;
+
+  constructor() {
+    this.stream = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.#controller = controller;
+        },
+        pull: () =>
+          new Promise<void>((resolve) => {
+            this.#pull = resolve;
+            this.#wakeProducer();
+          }),
+        cancel: () => {
+          if (this.#state === 'open') this.#state = 'cancelled';
+          this.#releasePull();
+          this.#wakeProducer();
+        },
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
+  /** Call the data handler with the stream (once). */
+  start(conn: Connection, envelope: Envelope): void {
+    this.settled = Promise.resolve()
+      .then(() => conn.handler.data(conn.session, envelope, this.stream))
+      .then(
+        (value): HandlerOutcome => ({ ok: true, value: value ?? undefined }),
+        (error: unknown): HandlerOutcome => ({ ok: false, error }),
+      )
+      .then((outcome) => {
+        this.#outcome = outcome;
+        if (this.#state === 'open') this.settledEarly = true;
+        this.#wakeProducer();
+        return outcome;
+      });
+  }
+
+  get handlerDone(): boolean {
+    return this.#outcome !== null;
+  }
+
+  /** True while pieces are still wanted (not failed, not cancelled, handler still running). */
+  get accepting(): boolean {
+    return this.#state === 'open' && this.#outcome === null;
+  }
+
+  /** Hand one piece to the handler, waiting until it asks for it. Dropped when no longer accepting. */
+  async deliver(bytes: Uint8Array): Promise<void> {
+    if (bytes.length === 0) return;
+    while (this.accepting && this.#pull === null) {
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
+    }
+    if (!this.accepting) return;
+    this.#controller.enqueue(bytes);
+    this.delivered += bytes.length;
+    this.#releasePull();
+  }
+
+  /** All data delivered: close the stream. */
+  end(): void {
+    if (this.#state !== 'open') return;
+    this.#state = 'ended';
+    this.#controller.close();
+    this.#releasePull();
+  }
+
+  /** The message is bad: error the stream (the handler must abort) and remember the reply. */
+  fail(reply: SmtpReply): void {
+    this.failure ??= reply;
+    this.#error(new SmtpReplyError(reply, { command: 'DATA' }));
+  }
+
+  /** The connection ended or the transaction was reset inside the message. */
+  abort(why: 'connection closed' | 'timeout' | 'transaction reset'): void {
+    if (why !== 'transaction reset') this.lost = true;
+    this.#error(
+      why === 'timeout'
+        ? new SmtpTimeoutError('message data', 0)
+        : why === 'connection closed'
+          ? new SmtpConnectionError('the client connection ended inside the message')
+          : new SmtpAbortError(why),
+    );
+  }
+
+  #error(error: unknown): void {
+    if (this.#state !== 'open') return;
+    this.#state = 'errored';
+    this.#streamError = error;
+    this.#controller.error(error);
+    this.#releasePull();
+    this.#wakeProducer();
+  }
+
+  #releasePull(): void {
+    const p = this.#pull;
+    this.#pull = null;
+    p?.();
+  }
+
+  #wakeProducer(): void {
+    const w = this.#wake;
+    this.#wake = null;
+    w?.();
+  }
+
+  /** Wait (bounded by `dataTerminationMs`) for the handler to settle; null on timeout. */
+  async waitSettled(conn: Connection): Promise<HandlerOutcome | null> {
+    const o = conn.options;
+    let timer: unknown;
+    const timeout = new Promise<null>((resolve) => {
+      timer = o.timers.setTimeout(() => resolve(null), o.timeouts.dataTerminationMs);
+    });
+    const outcome = await Promise.race([this.settled ?? Promise.resolve(null), timeout]);
+    o.timers.clearTimeout(timer);
+    return outcome;
+  }
+
+  /**
+   * The final reply once the data has ended and the handler settled (RFC 5321 section 4.1.1.4:
+   * the reply to the end of data is the acceptance or refusal of the whole message).
+   */
+  async finalReply(conn: Connection): Promise<SmtpReply> {
+    const o = conn.options;
+    const outcome = await this.waitSettled(conn);
+    if (this.failure !== null) return this.failure;
+    if (outcome === null) {
+      conn.reportError(new SmtpTimeoutError('data handler', o.timeouts.dataTerminationMs));
+      return r(451, '4.3.0', 'Timeout while storing the message, try again later');
+    }
+    if (!outcome.ok) {
+      if (outcome.error === this.#streamError) return r(451, '4.3.0', 'Message aborted');
+      return conn.replyForError(
+        outcome.error,
+        r(451, '4.3.0', 'Temporary failure storing the message, try again later'),
+      );
+    }
+    if (this.settledEarly) {
+      // The handler returned before reading the whole message: it cannot have stored it.
+      conn.reportError(new Error('the data handler resolved before reading the whole message'));
+      return r(451, '4.3.0', 'Message not stored, try again later');
+    }
+    const text = outcome.value?.message ?? 'OK: message accepted';
+    return r(250, '2.0.0', text);
+  }
+}
+
+// ---- DATA -------------------------------------------------------------------------------
+
+export async function handleData(conn: Connection, args: string): Promise<void> {
+  const { session, options: o } = conn;
+  const tx = session.transaction;
+  if (args !== '') {
+    conn.badCommand(r(501, '5.5.4', 'Syntax: DATA (no parameters allowed)'));
+    return;
+  }
+  if (tx === null) {
+    conn.badCommand(r(503, '5.5.1', 'Need MAIL command first'));
+    return;
+  }
+  if (conn.bdat !== null) {
+    // RFC 3030 section 2: DATA and BDAT cannot be mixed in one transaction.
+    conn.badCommand(r(503, '5.5.1', 'DATA not allowed after BDAT'));
+    return;
+  }
+  if (tx.mailFrom.params.body === 'BINARYMIME') {
+    // RFC 3030 section 3: BINARYMIME cannot be used with DATA.
+    conn.badCommand(r(503, '5.5.1', 'BODY=BINARYMIME requires BDAT'));
+    return;
+  }
+  if (tx.rcptTo.length === 0) {
+    // RFC 5321 section 3.3: "no valid recipients".
+    conn.send(r(554, '5.5.1', 'No valid recipients'));
+    return;
+  }
+  conn.send(r(354, null, 'End data with <CR><LF>.<CR><LF>'));
+  await conn.flush();
+  if (conn.closing) return;
+
+  const intake = new MessageIntake();
+  const reader = new DotReader({ bareLineEndings: o.bareLineEndings === 'normalize' ? 'normalize' : 'keep' });
+  conn.inMessage = true;
+  intake.start(conn, snapshot(tx));
+  let first = true;
+  try {
+    for (;;) {
+      if (conn.input.length === 0) {
+        const event = await conn.waitInput(first ? o.timeouts.dataInitMs : o.timeouts.dataBlockMs, false);
+        if (event !== 'data') {
+          intake.abort(event === 'timeout' ? 'timeout' : 'connection closed');
+          lose(conn, event);
+          await intake.waitSettled(conn);
+          return;
+        }
+        first = false;
+        continue;
+      }
+      const piece = conn.input.peek(PIECE);
+      const res = reader.push(piece);
+      conn.input.skip(res.consumed);
+      if (intake.failure === null) {
+        // RFC 1870 section 6.3: the real size is enforced whatever SIZE declared.
+        if (o.maxMessageBytes > 0 && reader.bytes > o.maxMessageBytes) {
+          intake.fail(r(552, '5.3.4', 'Message size exceeds fixed maximum message size'));
+        } else if (o.bareLineEndings === 'reject' && (reader.bareCr || reader.bareLf)) {
+          // RFC 5321 section 2.3.8: CR and LF only as CRLF. 5.6.0: "other media error" (RFC 3463).
+          intake.fail(
+            r(550, '5.6.0', 'Message contains bare CR or LF characters (see RFC 5321 section 2.3.8)'),
+          );
+        } else if (o.longLines === 'reject' && reader.longestLine > o.maxTextLineBytes) {
+          // RFC 5321 section 4.5.3.1.6 / RFC 5322 section 2.1.1.
+          intake.fail(r(550, '5.6.0', `Message has a line longer than ${o.maxTextLineBytes} octets`));
+        } else {
+          await intake.deliver(res.data);
+        }
+      }
+      if (res.done) break;
+    }
+    intake.end();
+    const reply = await intake.finalReply(conn);
+    conn.send(reply);
+  } finally {
+    conn.inMessage = false;
+  }
+  endTransaction(conn);
+}
+
+/** The envelope as handed to `data`: a copy, so later commands cannot change it under the handler. */
+function snapshot(tx: Envelope): Envelope {
+  return { mailFrom: tx.mailFrom, rcptTo: [...tx.rcptTo] };
+}
+
+/** The connection ended (or timed out) inside a message: no reply to the message is possible. */
+function lose(conn: Connection, event: 'eof' | 'timeout' | 'shutdown'): void {
+  if (event === 'timeout') {
+    conn.send(r(421, '4.4.2', `${conn.options.hostname} Timeout, closing connection`));
+    conn.closeReason = 'timeout';
+  } else {
+    conn.closeReason = 'eof';
+  }
+}
+
+/** After the final reply to a message, the transaction is over (RFC 5321 section 4.1.1.4). */
+function endTransaction(conn: Connection): void {
+  conn.bdat = null;
+  resetTransaction(conn);
+}
+
+// ---- BDAT -------------------------------------------------------------------------------
+
+/** The BDAT transfer of the current transaction (RFC 3030 section 2). */
+export interface BdatState {
+  intake: MessageIntake | null;
+  /** Octets received in earlier chunks. */
+  total: bigint;
+  /** A chunk was refused: further chunks are discarded with 503 until RSET. */
+  failed: boolean;
+}
+
+/** Abort any message being transferred (RSET, EHLO, STARTTLS, connection end). */
+export function abortTransaction(conn: Connection, why: 'transaction reset'): void {
+  const b = conn.bdat;
+  conn.bdat = null;
+  if (b?.intake && !b.intake.handlerDone) b.intake.abort(why);
+}
+
+/**
+ * Read and drop exactly `chunk` octets (a refused chunk: RFC 3030 section 2 "MUST accept and
+ * discard the associated message data"). Returns false when the connection ended first.
+ */
+async function discard(conn: Connection, chunk: BdatChunk): Promise<boolean> {
+  while (!chunk.done) {
+    if (conn.input.length === 0) {
+      const event = await conn.waitInput(conn.options.timeouts.dataBlockMs, false);
+      if (event !== 'data') {
+        lose(conn, event);
+        return false;
+      }
+      continue;
+    }
+    const bytes = conn.input.readBytes(chunk.want(PIECE));
+    if (bytes !== null) chunk.take(bytes);
+  }
+  return true;
+}
+
+export async function handleBdat(conn: Connection, args: string): Promise<void> {
+  const { session, options: o } = conn;
+  const parsed = parseBdatArgs(args);
+  if (parsed.kind === 'error') {
+    // Without a size nothing can be discarded: the following octets will be read as commands
+    // and refused (RFC 3030 section 2 expects parsers to survive that).
+    conn.badCommand(r(501, '5.5.4', 'Syntax: BDAT chunk-size [LAST]'));
+    return;
+  }
+  const chunk = new BdatChunk(parsed.size, parsed.last);
+  const refuse = async (reply: SmtpReply, bad: boolean): Promise<void> => {
+    if (!(await discard(conn, chunk))) return;
+    if (bad) conn.badCommand(reply);
+    else conn.send(reply);
+  };
+  if (!o.extensions.chunking) {
+    await refuse(r(502, '5.5.1', 'Command not implemented'), true);
+    return;
+  }
+  const tx = session.transaction;
+  if (tx === null) {
+    // Also any BDAT after BDAT LAST (RFC 3030 section 2: 503).
+    await refuse(r(503, '5.5.1', 'Need MAIL command first'), true);
+    return;
+  }
+  if (tx.rcptTo.length === 0) {
+    await refuse(r(554, '5.5.1', 'No valid recipients'), false);
+    return;
+  }
+  conn.bdat ??= { intake: null, total: 0n, failed: false };
+  const state = conn.bdat;
+  if (state.failed) {
+    // RFC 3030 section 2: chunks already in the pipeline after a failed one are discarded.
+    await refuse(r(503, '5.5.1', 'Previous BDAT failed, send RSET'), false);
+    return;
+  }
+  const total = state.total + chunk.size;
+  if (o.maxMessageBytes > 0 && total > BigInt(o.maxMessageBytes)) {
+    // RFC 1870 section 6.3 and RFC 3030 section 2: refuse after reading the chunk.
+    const reply = r(552, '5.3.4', 'Message size exceeds fixed maximum message size');
+    state.failed = true;
+    state.intake?.fail(reply);
+    await refuse(reply, false);
+    return;
+  }
+  if (state.intake === null) {
+    state.intake = new MessageIntake();
+    state.intake.start(conn, snapshot(tx));
+  }
+  const intake = state.intake;
+  conn.inMessage = true;
+  try {
+    while (!chunk.done) {
+      if (conn.input.length === 0) {
+        const event = await conn.waitInput(o.timeouts.dataBlockMs, false);
+        if (event !== 'data') {
+          intake.abort(event === 'timeout' ? 'timeout' : 'connection closed');
+          lose(conn, event);
+          await intake.waitSettled(conn);
+          return;
+        }
+        continue;
+      }
+      const bytes = conn.input.readBytes(chunk.want(PIECE));
+      if (bytes === null) continue;
+      const { data } = chunk.take(bytes);
+      // Copy: the handler may keep chunks, and the transport owns the memory it read into.
+      if (intake.accepting) await intake.deliver(data.slice());
+    }
+  } finally {
+    conn.inMessage = false;
+  }
+  state.total = total;
+  if (!chunk.last) {
+    if (intake.handlerDone) {
+      const outcome = await intake.settled;
+      if (outcome && !outcome.ok) {
+        // The handler refused the message mid-transfer: this chunk fails (RFC 3030 section 2).
+        state.failed = true;
+        conn.send(await intake.finalReply(conn));
+        return;
+      }
+    }
+    conn.send(r(250, '2.0.0', `${chunk.size} octets received`));
+    return;
+  }
+  intake.end();
+  conn.send(await intake.finalReply(conn));
+  endTransaction(conn);
+}

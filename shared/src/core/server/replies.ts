@@ -1,0 +1,59 @@
+/**
+ * Building server replies: `reject()` for handlers, and the wire encoding with enhanced status
+ * codes (RFC 2034) that never lets a handler's text inject a line break.
+ */
+import { SmtpConfigError, SmtpReplyError } from '../errors.ts';
+import { type EnhancedCode, isEnhancedCode, type SmtpReply } from '../status.ts';
+import { formatReply, MAX_REPLY_LINE } from '../wire/reply.ts';
+
+/**
+ * The error a handler throws to answer with a specific reply, e.g.
+ * `throw reject(550, '5.7.1', 'Relaying denied')`. Multi-line text may be separated with `\n`.
+ * The code must be 4xx or 5xx and the enhanced code's class must match it (RFC 3463 section 2).
+ */
+export function reject(code: number, enhancedCode: EnhancedCode, text: string): SmtpReplyError {
+  if (!Number.isInteger(code) || code < 400 || code > 599) {
+    throw new SmtpConfigError(`reject(): reply code must be 4xx or 5xx, got ${code}`);
+  }
+  if (!isEnhancedCode(enhancedCode) || enhancedCode[0] !== String(code)[0]) {
+    throw new SmtpConfigError(`reject(): enhanced code ${enhancedCode} does not fit reply code ${code}`);
+  }
+  return new SmtpReplyError({ code, enhancedCode, lines: text.split('\n') });
+}
+
+/** A reply value: `text` may hold several lines separated by `\n`. */
+export function r(code: number, enhancedCode: EnhancedCode | null, text: string): SmtpReply {
+  return { code, enhancedCode, lines: text.split('\n') };
+}
+
+const encoder = new TextEncoder();
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/g;
+
+/** Cut `s` so its UTF-8 form fits `max` octets, without splitting a character. */
+function fitUtf8(s: string, max: number): string {
+  if (encoder.encode(s).length <= max) return s;
+  let out = '';
+  let used = 0;
+  for (const ch of s) {
+    const n = encoder.encode(ch).length;
+    if (used + n > max) break;
+    out += ch;
+    used += n;
+  }
+  return out;
+}
+
+/**
+ * The octets of a reply. `enhanced: false` drops the enhanced code (extension disabled, or
+ * RFC 2034 section 3: greeting, HELO/EHLO and 3xx replies carry none). Control characters in
+ * the text become spaces and over-long lines are cut, so any text a handler supplies is safe.
+ */
+export function encodeReply(reply: SmtpReply, enhanced: boolean): Uint8Array {
+  const code = reply.code;
+  const enhancedCode = enhanced && code >= 200 && (code < 300 || code >= 400) ? reply.enhancedCode : null;
+  const prefix = 4 + (enhancedCode === null ? 0 : enhancedCode.length + 1) + 2;
+  const lines = (reply.lines.length === 0 ? [''] : reply.lines).map((line) =>
+    fitUtf8(line.replace(CONTROL, ' '), MAX_REPLY_LINE - prefix),
+  );
+  return encoder.encode(formatReply({ code, enhancedCode, lines }));
+}

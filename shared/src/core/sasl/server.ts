@@ -7,6 +7,7 @@
 import { base64Decode, base64Encode } from '../encoding/base64.ts';
 import { isValidUtf8, timingSafeEqual, utf8Decode, utf8Encode } from '../encoding/bytes.ts';
 import { hmacMd5 } from '../encoding/md5.ts';
+import { SmtpConfigError } from '../errors.ts';
 import type { SmtpReply } from '../status.ts';
 import type { SaslMechanismName } from './mechanisms.ts';
 
@@ -269,5 +270,8 @@ export function createServerMechanism(
       return cramMd5(options);
     case 'XOAUTH2':
       return xoauth2();
+    default:
+      // Only reachable from untyped callers: check names with `isSaslMechanismName` first.
+      throw new SmtpConfigError(`unknown SASL mechanism ${String(name)}`);
   }
 }

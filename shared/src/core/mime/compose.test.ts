@@ -261,6 +261,18 @@ describe('composeMessage: input errors name the field', () => {
   });
 });
 
+describe('composeMessage: JSON input', () => {
+  it('treats null optional fields as absent', () => {
+    const json = JSON.parse(
+      '{"from":"zoe@example.org","to":"bob@example.net","cc":null,"bcc":null,"subject":null,"html":null,"text":"x",' +
+        '"attachments":[{"filename":"a.txt","content":"eA==","contentType":null,"contentId":null,"disposition":null}]}',
+    ) as MessageInput;
+    const m = composeMessage(json);
+    expect(m.envelope.to).toEqual(['bob@example.net']);
+    expect(str(m)).toContain('Content-Type: text/plain; name=a.txt\r\n');
+  });
+});
+
 describe('composeMessage: custom headers', () => {
   it('writes custom headers, encoding non-ASCII values and folding long ones', () => {
     const long = Array.from({ length: 30 }, (_, i) => `item${i}`).join(' ');

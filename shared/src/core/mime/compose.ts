@@ -155,9 +155,16 @@ function contentIdFor(value: string | undefined, field: string): string | null {
   return id;
 }
 
-function attachmentSpec(a: AttachmentInput, i: number): AttachmentSpec {
+function withoutNulls<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null)) as T;
+}
+
+function attachmentSpec(attachment: AttachmentInput, i: number): AttachmentSpec {
   const field = `attachments[${i}]`;
-  if (typeof a !== 'object' || a === null) throw new SmtpMessageError(`${field} must be an object`, field);
+  if (typeof attachment !== 'object' || attachment === null) {
+    throw new SmtpMessageError(`${field} must be an object`, field);
+  }
+  const a = withoutNulls(attachment);
   assertHeaderText(a.filename, `${field}.filename`);
   const filename = a.filename.trim();
   if (filename.length === 0 || filename.length > 255) {
@@ -216,9 +223,11 @@ function bodyEntity(input: MessageInput): Entity {
  * Compose a message. Throws `SmtpMessageError` whose `field` names the offending input
  * (`to[1]`, `headers.X-Foo`, `attachments[0].content`, …) on any invalid input.
  */
-export function composeMessage(input: MessageInput): ComposedMessage {
-  if (typeof input !== 'object' || input === null)
+export function composeMessage(message: MessageInput): ComposedMessage {
+  if (typeof message !== 'object' || message === null)
     throw new SmtpMessageError('the message must be an object');
+  // JSON callers send `null` for absent optional fields: treat it as absent.
+  const input = withoutNulls(message);
   const acc: Resolved = { mailboxes: [] };
   if (input.from === undefined || input.from === null) throw new SmtpMessageError('from is required', 'from');
   if (Array.isArray(input.from)) throw new SmtpMessageError('from takes one address', 'from');

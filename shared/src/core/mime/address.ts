@@ -125,14 +125,17 @@ export function resolveAddress(mailbox: NamedAddress, field: string): ResolvedAd
   return { name: mailbox.name, address: `${local}@${asciiDomain}`, smtputf8: false };
 }
 
-/** Write a comma-separated mailbox list (RFC 5322 section 3.4 `mailbox-list`) into a field. */
-export function writeAddressList(writer: FieldWriter, list: readonly NamedAddress[]): void {
+/**
+ * Write a comma-separated mailbox list (RFC 5322 section 3.4 `mailbox-list`) into a field;
+ * `utf8` writes non-ASCII display names raw (for SMTPUTF8 messages, RFC 6532 section 3.6).
+ */
+export function writeAddressList(writer: FieldWriter, list: readonly NamedAddress[], utf8 = false): void {
   list.forEach((mb, i) => {
     const last = i === list.length - 1;
     if (mb.name === null) {
       writer.word(mb.address);
     } else {
-      writePhrase(writer, mb.name);
+      writePhrase(writer, mb.name, utf8);
       writer.word(`<${mb.address}>`);
     }
     if (!last) writer.append(',');

@@ -29,27 +29,37 @@ function wireChecks(bytes: Uint8Array): void {
 describe('composeMessage properties', () => {
   it('subject, display names and bodies round-trip through postal-mime; lines <= 998, CRLF only', async () => {
     await fc.assert(
-      fc.asyncProperty(headerText, headerText, bodyText, bodyText, async (subject, name, text, html) => {
-        const m = composeMessage({
-          from: { name, address: 'zoe@example.org' },
-          to: { name, address: 'bob@example.net' },
-          subject,
-          text,
-          html,
-        });
-        wireChecks(m.bytes);
-        const p = await PostalMime.parse(m.bytes);
-        expect(p.subject ?? '').toBe(subject);
-        const trimmed = name.replace(/^[ \t]+|[ \t]+$/g, '');
-        expect(p.from).toEqual({ name: trimmed, address: 'zoe@example.org' });
-        expect(p.to).toEqual([{ name: trimmed, address: 'bob@example.net' }]);
-        const want = (t: string): string[] => {
-          const n = t.replace(/\r\n|\r|\n/g, '\n');
-          return [n, `${n}\n`];
-        };
-        expect(want(text)).toContain(p.text ?? '');
-        expect(want(html)).toContain(p.html ?? '');
-      }),
+      fc.asyncProperty(
+        headerText,
+        headerText,
+        bodyText,
+        bodyText,
+        fc.boolean(),
+        async (subject, name, text, html, eai) => {
+          // With a UTF-8 recipient the message is SMTPUTF8 and headers carry raw UTF-8 (RFC 6532).
+          const rcpt = eai ? 'jörg@bücher.example' : 'bob@example.net';
+          const m = composeMessage({
+            from: { name, address: 'zoe@example.org' },
+            to: { name, address: rcpt },
+            subject,
+            text,
+            html,
+          });
+          wireChecks(m.bytes);
+          const p = await PostalMime.parse(m.bytes);
+          expect(p.subject ?? '').toBe(subject);
+          const trimmed = name.replace(/^[ \t]+|[ \t]+$/g, '');
+          expect(p.from).toEqual({ name: trimmed, address: 'zoe@example.org' });
+          expect(m.smtputf8).toBe(eai);
+          expect(p.to).toEqual([{ name: trimmed, address: rcpt }]);
+          const want = (t: string): string[] => {
+            const n = t.replace(/\r\n|\r|\n/g, '\n');
+            return [n, `${n}\n`];
+          };
+          expect(want(text)).toContain(p.text ?? '');
+          expect(want(html)).toContain(p.html ?? '');
+        },
+      ),
       { numRuns: 200 },
     );
   });

@@ -163,6 +163,31 @@ describe('composeMessage: internationalized addresses', () => {
     expect((await parse(m)).to?.[0]?.address).toBe('jörg@bücher.example');
   });
 
+  it('writes names, subject, custom values and file names as raw UTF-8 in an SMTPUTF8 message (RFC 6532 section 3.6)', async () => {
+    const m = composeMessage({
+      ...base,
+      from: 'Zoë Saldaña <zoe@example.org>',
+      to: '"Jörg, Jr." <jörg@bücher.example>',
+      subject: 'Grüße aus 日本 🎉',
+      headers: { 'X-Note': 'Café crème' },
+      text: 'x',
+      attachments: [{ filename: 'résumé.pdf', content: 'JVBERi0=' }],
+    });
+    expect(m.smtputf8).toBe(true);
+    const s = str(m);
+    expect(s).toContain('From: Zoë Saldaña <zoe@example.org>\r\n');
+    expect(s).toContain('To: "Jörg, Jr." <jörg@bücher.example>\r\n');
+    expect(s).toContain('Subject: Grüße aus 日本 🎉\r\n');
+    expect(s).toContain('X-Note: Café crème\r\n');
+    expect(s).toContain('name="résumé.pdf"');
+    expect(s).not.toContain('=?utf-8?');
+    const p = await parse(m);
+    expect(p.subject).toBe('Grüße aus 日本 🎉');
+    expect(p.from).toEqual({ name: 'Zoë Saldaña', address: 'zoe@example.org' });
+    expect(p.to).toEqual([{ name: 'Jörg, Jr.', address: 'jörg@bücher.example' }]);
+    expect(p.attachments[0]!.filename).toBe('résumé.pdf');
+  });
+
   it('converts an IDN domain with an ASCII local part to A-labels and stays ASCII', () => {
     const m = composeMessage({ ...base, to: 'Zoë <bob@bücher.example>', text: 'x' });
     expect(m.smtputf8).toBe(false);

@@ -113,9 +113,9 @@ function resolveList(
   });
 }
 
-function addressField(name: string, mailboxes: readonly NamedAddress[]): string {
+function addressField(name: string, mailboxes: readonly NamedAddress[], utf8: boolean): string {
   const w = new FieldWriter(name);
-  writeAddressList(w, mailboxes);
+  writeAddressList(w, mailboxes, utf8);
   return w.toString();
 }
 
@@ -159,7 +159,7 @@ function withoutNulls<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null)) as T;
 }
 
-function attachmentSpec(attachment: AttachmentInput, i: number): AttachmentSpec {
+function attachmentSpec(attachment: AttachmentInput, i: number, utf8: boolean): AttachmentSpec {
   const field = `attachments[${i}]`;
   if (typeof attachment !== 'object' || attachment === null) {
     throw new SmtpMessageError(`${field} must be an object`, field);
@@ -185,16 +185,17 @@ function attachmentSpec(attachment: AttachmentInput, i: number): AttachmentSpec 
     contentId: contentIdFor(a.contentId, `${field}.contentId`),
     disposition,
     field,
+    utf8,
   };
 }
 
 /** Build the body entity: text/html alternatives, related inline parts, mixed attachments. */
-function bodyEntity(input: MessageInput): Entity {
+function bodyEntity(input: MessageInput, utf8: boolean): Entity {
   if (input.text !== undefined) assertString(input.text, 'text');
   if (input.html !== undefined) assertString(input.html, 'html');
   const attachments = input.attachments ?? [];
   if (!Array.isArray(attachments)) throw new SmtpMessageError('attachments must be an array', 'attachments');
-  const specs = attachments.map(attachmentSpec);
+  const specs = attachments.map((a, i) => attachmentSpec(a, i, utf8));
   const hasText = input.text !== undefined;
   const hasHtml = input.html !== undefined;
   // RFC 2387: inline parts with a Content-ID go beside the HTML that references them.
@@ -238,6 +239,8 @@ export function composeMessage(message: MessageInput): ComposedMessage {
   const to = resolveList(input.to, 'to', acc);
   const cc = resolveList(input.cc, 'cc', acc);
   const bcc = resolveList(input.bcc, 'bcc', acc);
+  // An address needs SMTPUTF8 (RFC 6531): the header may then carry raw UTF-8 (RFC 6532).
+  const utf8 = acc.mailboxes.some((m) => m.smtputf8);
 
   // Custom headers first, so the identity fields they may carry are known.
   const custom: string[] = [];
@@ -268,7 +271,7 @@ export function composeMessage(message: MessageInput): ComposedMessage {
       continue;
     }
     const w = new FieldWriter(name);
-    writeUnstructured(w, value);
+    writeUnstructured(w, value, utf8);
     custom.push(w.toString());
   }
   const fromHeader = (
@@ -321,20 +324,20 @@ export function composeMessage(message: MessageInput): ComposedMessage {
         : msgIdList(input.references, 'references');
 
   if (input.subject !== undefined) assertHeaderText(input.subject, 'subject');
-  const body = bodyEntity(input);
+  const body = bodyEntity(input, utf8);
 
   // RFC 5322 section 3.6: the origination date and originator fields are required; the order
   // below is the customary one. Bcc is deliberately never written (section 3.6.3 allows it).
   const fields: string[] = [];
   fields.push(`Date: ${date}\r\n`);
-  fields.push(addressField('From', [from]));
-  if (sender !== undefined) fields.push(addressField('Sender', [sender]));
-  if (replyTo.length > 0) fields.push(addressField('Reply-To', replyTo));
-  if (to.length > 0) fields.push(addressField('To', to));
-  if (cc.length > 0) fields.push(addressField('Cc', cc));
+  fields.push(addressField('From', [from], utf8));
+  if (sender !== undefined) fields.push(addressField('Sender', [sender], utf8));
+  if (replyTo.length > 0) fields.push(addressField('Reply-To', replyTo, utf8));
+  if (to.length > 0) fields.push(addressField('To', to, utf8));
+  if (cc.length > 0) fields.push(addressField('Cc', cc, utf8));
   if (input.subject !== undefined) {
     const w = new FieldWriter('Subject');
-    writeUnstructured(w, input.subject);
+    writeUnstructured(w, input.subject, utf8);
     fields.push(w.toString());
   }
   fields.push(`Message-ID: ${messageId}\r\n`);
@@ -368,7 +371,7 @@ export function composeMessage(message: MessageInput): ComposedMessage {
     bytes,
     messageId,
     envelope: { from: (sender ?? from).address, to: rcpt },
-    smtputf8: acc.mailboxes.some((m) => m.smtputf8),
+    smtputf8: utf8,
     eightBit,
   };
 }

@@ -71,6 +71,8 @@ export interface AttachmentSpec {
   disposition: 'attachment' | 'inline';
   /** The input field, e.g. `attachments[2]`, for errors. */
   field: string;
+  /** The message is SMTPUTF8: write the `name` fallback as raw UTF-8 (RFC 6532 section 3.6). */
+  utf8?: boolean;
 }
 
 /**
@@ -104,7 +106,10 @@ export function attachmentEntity(spec: AttachmentSpec): Entity {
       w.word(`${media.type}/${media.subtype}`);
       writeParams(w, media.params);
       if (ascii) writeParams(w, [['name', spec.filename]]);
-      else writeEncodedWordParam(w, 'name', spec.filename);
+      else if (spec.utf8 === true) {
+        w.append(';');
+        w.word(`name="${spec.filename.replace(/["\\]/g, '\\$&')}"`);
+      } else writeEncodedWordParam(w, 'name', spec.filename);
     }),
     simpleField('Content-Transfer-Encoding', encoding),
     field('Content-Disposition', (w) => {

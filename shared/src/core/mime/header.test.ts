@@ -112,6 +112,52 @@ describe('encoded-words (RFC 2047)', () => {
   });
 });
 
+describe('raw UTF-8 for SMTPUTF8 messages (RFC 6532 sections 3.2, 3.6)', () => {
+  const utf8Field = (text: string): string => {
+    const w = new FieldWriter('Subject');
+    writeUnstructured(w, text, true);
+    return w.toString();
+  };
+
+  it('writes non-ASCII words raw and folds them by characters', () => {
+    expect(utf8Field('Grüße aus 日本')).toBe('Subject: Grüße aus 日本\r\n');
+  });
+
+  it('still encodes C1 controls, line separators, odd whitespace and encoded-word lookalikes', () => {
+    for (const text of ['a\u0085b', 'x\u2028y', ' lead', '=?utf-8?Q?x?=']) {
+      const field = utf8Field(text);
+      expect(field).toContain('=?utf-8?');
+      expect(decodeUnstructured(fieldValue(field, 'Subject'))).toBe(text);
+    }
+  });
+
+  it('never lets a raw UTF-8 word push a line past 998 octets', () => {
+    const text = `${'日'.repeat(400)} ${'é'.repeat(600)}`;
+    const field = utf8Field(text);
+    for (const l of crlfLines(field)) expect(new TextEncoder().encode(l).length).toBeLessThanOrEqual(998);
+    expect(decodeUnstructured(fieldValue(field, 'Subject'))).toBe(text);
+  });
+
+  it('writes UTF-8 display names as atoms or quoted-strings', () => {
+    const w = new FieldWriter('To');
+    writePhrase(w, 'Jörg, Jr.', true);
+    writePhrase(w, 'Zoë', true);
+    expect(w.toString()).toBe('To: "Jörg, Jr." Zoë\r\n');
+  });
+
+  it('round-trips arbitrary text (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', maxLength: 300 }), (text) => {
+        const clean = text.replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, '');
+        const field = utf8Field(clean);
+        for (const l of crlfLines(field)) expect(new TextEncoder().encode(l).length).toBeLessThanOrEqual(998);
+        expect(decodeUnstructured(fieldValue(field, 'Subject'))).toBe(clean);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
 describe('display-name phrases (RFC 5322 sections 3.2.4-3.2.5)', () => {
   it('writes atoms as they are', () => {
     expect(phrase('Zoe Smith')).toBe('To: Zoe Smith <a@example.org>\r\n');

@@ -178,13 +178,28 @@ export function writeEncodedWords(writer: FieldWriter, text: string): void {
 // round-trips as the literal characters (RFC 2047 section 6.2).
 const LOOKS_ENCODED = /=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=/;
 
-/** Whether one space-free word can appear raw: printable ASCII, bounded, not like an encoded-word. */
-function isRawWord(word: string): boolean {
+/**
+ * Whether one space-free word can appear raw: printable ASCII (plus, in an SMTPUTF8 message,
+ * non-ASCII characters other than C1 controls and Unicode spaces, RFC 6532 section
+ * 3.2), at most `MAX_RAW_WORD` octets (RFC 6532 section 3.4 counts octets), not like an
+ * encoded-word.
+ */
+const UNICODE_SPACE = /[\s\u0085\u180e\u200b-\u200d\u2060\ufeff]/u;
+
+function isRawWord(word: string, utf8: boolean): boolean {
   if (word.length === 0 || word.length > MAX_RAW_WORD) return false;
+  let ascii = true;
   for (let i = 0; i < word.length; i++) {
     const c = word.charCodeAt(i);
-    if (c <= 0x20 || c > 0x7e) return false;
+    if (c <= 0x20 || c === 0x7f) return false;
+    if (c > 0x7f) {
+      if (!utf8 || c <= 0x9f) return false;
+      ascii = false;
+    }
   }
+  // Unicode spaces (NBSP, U+3000, line/paragraph separators…) are trimmed or split on by
+  // readers: keep them inside encoded-words.
+  if (!ascii && (UNICODE_SPACE.test(word) || utf8Encode(word).length > MAX_RAW_WORD)) return false;
   return !LOOKS_ENCODED.test(word);
 }
 
@@ -202,9 +217,11 @@ function simpleWords(text: string): string[] | null {
  * Unstructured text (RFC 5322 section 3.2.5), e.g. Subject: raw words stay raw, runs of words
  * that need encoding (non-ASCII, too long, or looking like an encoded-word) become
  * encoded-words. Text whose whitespace would not survive unfolding (leading, trailing, repeated
- * spaces, tabs) is encoded whole, so the decoded value is always exactly `text`.
+ * spaces, tabs) is encoded whole, so the decoded value is always exactly `text`. With `utf8`
+ * (the message needs SMTPUTF8 anyway) non-ASCII words are written as raw UTF-8, since RFC 6532
+ * section 3.6 says encoded-words SHOULD NOT be generated in such messages.
  */
-export function writeUnstructured(writer: FieldWriter, text: string): void {
+export function writeUnstructured(writer: FieldWriter, text: string, utf8 = false): void {
   if (text.length === 0) return;
   const words = simpleWords(text);
   if (words === null) {
@@ -217,7 +234,7 @@ export function writeUnstructured(writer: FieldWriter, text: string): void {
     run = [];
   };
   for (const w of words) {
-    if (isRawWord(w)) {
+    if (isRawWord(w, utf8)) {
       flush();
       writer.word(w);
     } else {
@@ -227,17 +244,18 @@ export function writeUnstructured(writer: FieldWriter, text: string): void {
   flush();
 }
 
-// RFC 5322 section 3.2.3: atext.
-const ATEXT = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+$/;
+// RFC 5322 section 3.2.3: atext (RFC 6532 section 3.2 adds non-ASCII; isRawWord vets those).
+const ATEXT = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\uffff]+$/;
 
 /**
  * A display name as a phrase (RFC 5322 section 3.2.5): atoms when every word is an atom,
  * a quoted-string (section 3.2.4) when it holds specials such as `,` `.` `"`, and
- * encoded-words (RFC 2047 section 5(3)) for anything else (non-ASCII, odd whitespace).
+ * encoded-words (RFC 2047 section 5(3)) for anything else (non-ASCII, odd whitespace). With
+ * `utf8`, non-ASCII stays raw UTF-8 in atoms and quoted-strings (RFC 6532 sections 3.2, 3.6).
  */
-export function writePhrase(writer: FieldWriter, name: string): void {
+export function writePhrase(writer: FieldWriter, name: string, utf8 = false): void {
   const words = simpleWords(name);
-  if (words === null || !words.every(isRawWord)) {
+  if (words === null || !words.every((w) => isRawWord(w, utf8))) {
     writeEncodedWords(writer, name);
     return;
   }
@@ -247,7 +265,7 @@ export function writePhrase(writer: FieldWriter, name: string): void {
   }
   // Quoted-string, folded at its spaces (the CRLF of FWS inside it is invisible, section 3.2.4).
   const quoted = words.map((w) => w.replace(/["\\]/g, '\\$&'));
-  if (quoted.some((w) => w.length > MAX_RAW_WORD)) {
+  if (quoted.some((w) => utf8Encode(w).length > MAX_RAW_WORD)) {
     writeEncodedWords(writer, name);
     return;
   }

@@ -1,0 +1,216 @@
+/**
+ * The receiver service: store, credentials, limits, SMTP listeners and the ops HTTP endpoint,
+ * assembled from a validated `ReceiverConfig`; and its graceful stop.
+ */
+import { readFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import * as tls from 'node:tls';
+import { type SaslMechanismName, SmtpServerEngine, type SmtpServerOptions } from '@smtp-edge/protocol';
+import type { ReceiverConfig } from './config.ts';
+import { createHandler } from './handler.ts';
+import { OpsServer } from './http.ts';
+import { AuthLockout, MessageRate } from './limits.ts';
+import { Listeners, proxiedBy } from './listener.ts';
+import type { Logger } from './log.ts';
+import { type ListenerName, Metrics } from './metrics.ts';
+import { createStore } from './store/index.ts';
+import type { MessageStore } from './store/types.ts';
+import { UserDb, UsersFileError } from './users.ts';
+
+/** A start-up failure that names the variable to fix. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.variable = variable;
+  }
+}
+
+export interface ReceiverService {
+  readonly addresses: Partial<Record<ListenerName | 'http', AddressInfo>>;
+  readonly store: MessageStore;
+  readonly metrics: Metrics;
+  readonly draining: boolean;
+  /** Graceful stop: readiness false, listeners closed, transactions finish until the drain deadline. */
+  stop(): Promise<void>;
+}
+
+async function loadTls(config: ReceiverConfig): Promise<tls.SecureContext | null> {
+  if (config.tls === null) return null;
+  let cert: Buffer;
+  let key: Buffer;
+  try {
+    cert = await readFile(config.tls.certPath);
+  } catch (e) {
+    throw new StartupError(
+      'RECEIVER_TLS_CERT',
+      `cannot read ${config.tls.certPath}: ${(e as NodeJS.ErrnoException).code ?? e}`,
+    );
+  }
+  try {
+    key = await readFile(config.tls.keyPath);
+  } catch (e) {
+    throw new StartupError(
+      'RECEIVER_TLS_KEY',
+      `cannot read ${config.tls.keyPath}: ${(e as NodeJS.ErrnoException).code ?? e}`,
+    );
+  }
+  try {
+    return tls.createSecureContext({ cert, key, minVersion: 'TLSv1.2' });
+  } catch (e) {
+    throw new StartupError(
+      'RECEIVER_TLS_CERT',
+      `certificate and key do not form a usable pair: ${(e as Error).message}`,
+    );
+  }
+}
+
+async function loadUsers(config: ReceiverConfig): Promise<UserDb | null> {
+  if (config.usersFile === null) return null;
+  try {
+    return await UserDb.load(config.usersFile);
+  } catch (e) {
+    if (e instanceof UsersFileError)
+      throw new StartupError('RECEIVER_USERS_FILE', `${config.usersFile}: ${e.message}`);
+    throw e;
+  }
+}
+
+const PORT_VARIABLE: Record<ListenerName | 'http', string> = {
+  mx: 'RECEIVER_MX_PORT',
+  submission: 'RECEIVER_SUBMISSION_PORT',
+  submissions: 'RECEIVER_SUBMISSIONS_PORT',
+  http: 'RECEIVER_HTTP_PORT',
+};
+
+function listenError(which: ListenerName | 'http', port: number, host: string, e: unknown): StartupError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why =
+    code === 'EADDRINUSE'
+      ? 'is already in use'
+      : code === 'EACCES'
+        ? 'needs privileges (use a port above 1023 and map it)'
+        : code === 'EADDRNOTAVAIL'
+          ? `cannot bind ${host} (RECEIVER_BIND): no such local address`
+          : `cannot be opened: ${code ?? (e as Error).message}`;
+  return new StartupError(PORT_VARIABLE[which], `port ${port} on ${host} ${why}`);
+}
+
+export async function startReceiver(config: ReceiverConfig, log: Logger): Promise<ReceiverService> {
+  const metrics = new Metrics();
+  const secureContext = await loadTls(config);
+  const users = await loadUsers(config);
+  const store = createStore(config, {
+    onCleanupError: (key, err) =>
+      log.error({ key, err }, 'could not delete an object left by a failed store'),
+  });
+  const lockout = new AuthLockout({
+    maxFailuresPerIp: config.authMaxFailuresPerIp,
+    maxFailuresPerUser: config.authMaxFailuresPerUser,
+    lockoutMs: config.authLockoutMs,
+  });
+  const rate = new MessageRate(config.messagesPerIpPerMinute);
+  let draining = false;
+
+  const listeners = new Listeners({
+    secureContext,
+    maxConnections: config.maxConnections,
+    maxConnectionsPerIp: config.maxConnectionsPerIp,
+    proxyTrusted: config.proxyProtocolTrusted,
+    metrics,
+    log,
+  });
+
+  const baseOptions: SmtpServerOptions = {
+    hostname: config.hostname,
+    maxMessageBytes: config.maxMessageBytes,
+    maxRecipients: config.maxRecipients,
+    onError: (session, error) => log.error({ session: session?.id ?? null, err: error }, 'handler error'),
+  };
+  const mechanisms: SaslMechanismName[] = ['PLAIN', 'LOGIN'];
+  if (users?.everyUserHasPlainSecret) mechanisms.push('CRAM-MD5');
+
+  const engineFor = (name: ListenerName): SmtpServerEngine => {
+    const handler = createHandler({
+      listener: name,
+      config,
+      store,
+      users,
+      lockout,
+      rate,
+      metrics,
+      log,
+      proxiedBy: (s) => proxiedBy(s.remote),
+    });
+    if (name === 'mx') {
+      // RFC 6409 section 4.3 is for submission; the MX port takes mail from anyone, without AUTH.
+      delete handler.auth;
+      return new SmtpServerEngine(handler, { ...baseOptions, submission: false, authMechanisms: [] });
+    }
+    return new SmtpServerEngine(handler, { ...baseOptions, submission: true, authMechanisms: mechanisms });
+  };
+
+  const addresses: Partial<Record<ListenerName | 'http', AddressInfo>> = {};
+  const ops = new OpsServer({ store, metrics, isDraining: () => draining });
+  const specs: { name: ListenerName; port: number | null; implicitTls: boolean; startTls: boolean }[] = [
+    { name: 'mx', port: config.mxPort, implicitTls: false, startTls: secureContext !== null },
+    { name: 'submission', port: config.submissionPort, implicitTls: false, startTls: true },
+    { name: 'submissions', port: config.submissionsPort, implicitTls: true, startTls: false },
+  ];
+  try {
+    for (const s of specs) {
+      if (s.port === null) continue;
+      const engine = engineFor(s.name);
+      addresses[s.name] = await listeners
+        .listen({
+          name: s.name,
+          engine,
+          port: s.port,
+          host: config.bind,
+          implicitTls: s.implicitTls,
+          startTls: s.startTls,
+        })
+        .catch((e: unknown) => {
+          throw listenError(s.name, s.port!, config.bind, e);
+        });
+    }
+    if (config.httpPort !== null) {
+      addresses.http = await ops.listen(config.httpPort, config.bind).catch((e: unknown) => {
+        throw listenError('http', config.httpPort!, config.bind, e);
+      });
+    }
+  } catch (e) {
+    await listeners.close(0);
+    await ops.close();
+    await store.close();
+    throw e;
+  }
+
+  // Not fatal: the receiver starts and reports "not ready" until the store answers.
+  const status = await ops.storeStatus();
+  if (status !== null)
+    log.warn({ store: store.location, error: status }, 'store not reachable yet: /readyz answers 503');
+
+  let stopping: Promise<void> | null = null;
+  return {
+    addresses,
+    store,
+    metrics,
+    get draining() {
+      return draining;
+    },
+    stop() {
+      stopping ??= (async () => {
+        draining = true;
+        metrics.draining.set(1);
+        log.info({ deadlineMs: config.drainTimeoutMs, connections: listeners.connections }, 'draining');
+        await listeners.close(config.drainTimeoutMs);
+        await ops.close();
+        await store.close();
+        log.info({}, 'stopped');
+      })();
+      return stopping;
+    },
+  };
+}

@@ -123,10 +123,10 @@ describe('server: basic conversation', () => {
       '555 5.5.4 Unsupported parameter FOO\r\n',
     );
     expect((await c.command('MAIL FROM:<a@b.example> BODY=9BIT')).raw).toBe(
-      '501 5.5.4 Syntax error in parameter BODY\r\n',
+      '501 5.5.4 Invalid BODY value\r\n',
     );
     expect((await c.command('MAIL FROM:<a@b.example> SIZE=12 SIZE=13')).raw).toBe(
-      '501 5.5.4 Duplicate parameter SIZE\r\n',
+      '501 5.5.4 Duplicate SIZE parameter\r\n',
     );
     expect((await c.command('MAIL FROM:<a@b.example> BODY=8BITMIME SIZE=100')).code).toBe(250);
     expect((await c.command('RCPT TO:<x@y.example> XYZ')).raw).toBe(

@@ -221,7 +221,7 @@ describe('server: SMTPUTF8 (RFC 6531) and DSN (RFC 3461)', () => {
     ).toBe(250);
     expect((await c.command('RCPT TO:<c@example.org> NOTIFY=NEVER')).code).toBe(250);
     expect((await c.command('RCPT TO:<d@example.org> NOTIFY=NEVER,SUCCESS')).raw).toBe(
-      '501 5.5.4 Syntax error in parameter NOTIFY\r\n',
+      '501 5.5.4 Invalid NOTIFY value\r\n',
     );
     await c.command('DATA');
     c.send('x\r\n.\r\n');

@@ -218,6 +218,7 @@ describe('composeMessage: input errors name the field', () => {
     ['MIME-Version in headers', { headers: { 'MIME-Version': '2.0' } }, 'headers.MIME-Version'],
     ['Bcc in headers', { headers: { Bcc: 'x@example.com' } }, 'headers.Bcc'],
     ['From in headers', { headers: { From: 'x@example.com' } }, 'headers.From'],
+    ['Received in headers', { headers: { Received: 'from x by y' } }, 'headers.Received'],
     ['Message-ID twice', { headers: { 'Message-ID': '<a@b.example>' } }, 'headers.Message-ID'],
     [
       'a malformed Date header',

@@ -82,7 +82,9 @@ const STRUCTURAL = new Set([
   'content-transfer-encoding',
   'content-disposition',
   'content-id',
+  // Trace fields are added by the MTAs that handle the message (RFC 5321 section 4.4).
   'return-path',
+  'received',
 ]);
 
 /** Header fields `headers` may set when the dedicated input field is absent. */

@@ -7,6 +7,7 @@ export default defineConfig({
   test: {
     projects: [
       './workers/vitest.config.ts',
+      './shared/vitest.workers.config.ts',
       {
         test: {
           name: 'shared',

@@ -14,7 +14,7 @@ export const MAX_CLIENT_REPLY_LINE = 4096;
 /** Most lines in one reply (an EHLO reply lists one extension per line). */
 export const MAX_CLIENT_REPLY_LINES = 500;
 
-const decoder = new TextDecoder('utf-8', { fatal: false });
+const decoder = new TextDecoder();
 
 export class ReplyReader {
   #transport: Transport;

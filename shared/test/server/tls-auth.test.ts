@@ -210,6 +210,29 @@ describe('server: AUTH (RFC 4954)', () => {
     c.close();
   });
 
+  it("initial response '=' is the empty response; XOAUTH2 success and its 334 error exchange", async () => {
+    srv = await startTestServer({
+      options: { allowInsecureAuth: true, authMechanisms: ['PLAIN', 'XOAUTH2'] },
+      handler: {
+        auth: (_s, c) =>
+          c.mechanism === 'XOAUTH2' && c.token === 'good-token' ? { user: c.username } : null,
+      },
+    });
+    const c = await RawClient.connect(srv.port);
+    await c.reply();
+    await c.command('EHLO client.test');
+    // An empty PLAIN message is malformed (RFC 4616 section 2).
+    expect((await c.command('AUTH PLAIN =')).code).toBe(501);
+    const bad = b64('user=alice@example.org\x01auth=Bearer bad-token\x01\x01');
+    const challenge = await c.command(`AUTH XOAUTH2 ${bad}`);
+    expect(challenge.code).toBe(334);
+    expect(JSON.parse(unb64(challenge.lines[0]!))).toMatchObject({ status: '401' });
+    expect((await c.command('')).raw).toBe('535 5.7.8 Authentication credentials invalid\r\n');
+    const good = b64('user=alice@example.org\x01auth=Bearer good-token\x01\x01');
+    expect((await c.command(`AUTH XOAUTH2 ${good}`)).code).toBe(235);
+    c.close();
+  });
+
   it('counts failures: 535 5.7.8, then 421 4.7.0 and close past maxAuthFailures', async () => {
     srv = await startTestServer({
       options: { allowInsecureAuth: true, maxAuthFailures: 2 },

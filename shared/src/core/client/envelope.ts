@@ -14,6 +14,7 @@ import { AddressError } from '../address/errors.ts';
 import { formatPath, type Mailbox, parseMailbox } from '../address/path.ts';
 import { needsSmtpUtf8 } from '../address/syntax.ts';
 import { SmtpMessageError } from '../errors.ts';
+import { formatDsnMailParams, formatDsnRcptParams } from '../wire/params.ts';
 import type { BodyFacts } from './body.ts';
 import type { ResolvedClientOptions, SendEnvelope } from './options.ts';
 
@@ -175,47 +176,34 @@ export function planTransaction(
       'delivery status notifications were requested and the server does not offer DSN (set dsnUnsupported: "drop" to send without)',
     );
   }
-  if (useDsn) params.push(...formatDsnMailParams({ ret: dsn!.ret, envid: dsn!.envid }));
+  const dsnMail = useDsn ? formatDsnMailParams(definedOnly({ ret: dsn!.ret, envid: dsn!.envid })).trim() : '';
+  if (dsnMail !== '') params.push(dsnMail);
 
   const from = envelope.from === '' ? null : mailbox(envelope.from, 'from', smtpUtf8);
   const mail = [`MAIL FROM:${formatPath(from)}`, ...params].join(' ');
   const rcpts = envelope.to.map((to, i) => {
     const box = mailbox(to, `to[${i}]`, smtpUtf8);
+    // ORCPT (RFC 3461 section 4.2) as rfc822;xtext. A non-ASCII address would need RFC 6533's
+    // utf-8-addr-xtext, which is not implemented: ORCPT is then left out for that recipient.
     const rcptParams = useDsn
-      ? formatDsnRcptParams({
-          notify: dsn!.notify,
-          orcpt: dsn!.orcpt === true ? box.address : undefined,
-        })
-      : [];
-    return { recipient: to, line: [`RCPT TO:${formatPath(box)}`, ...rcptParams].join(' ') };
+      ? formatDsnRcptParams(
+          definedOnly({
+            notify: dsn!.notify,
+            orcpt: dsn!.orcpt === true && !needsSmtpUtf8(box.address) ? box.address : undefined,
+          }),
+        ).trim()
+      : '';
+    return {
+      recipient: to,
+      line: rcptParams === '' ? `RCPT TO:${formatPath(box)}` : `RCPT TO:${formatPath(box)} ${rcptParams}`,
+    };
   });
   return { mail, rcpts, bodyType, smtpUtf8, useBdat: chunking || bodyType === 'BINARYMIME' };
 }
 
-// TEMPORARY until core/wire/params.ts lands (wire helper): replaced by its formatDsn*Params.
-function xtext(s: string): string {
-  let out = '';
-  for (const ch of s) {
-    const c = ch.charCodeAt(0);
-    out +=
-      c < 0x21 || c > 0x7e || ch === '+' || ch === '='
-        ? `+${c.toString(16).toUpperCase().padStart(2, '0')}`
-        : ch;
-  }
-  return out;
-}
-function formatDsnMailParams(p: { ret: string | undefined; envid: string | undefined }): string[] {
-  const out: string[] = [];
-  if (p.ret !== undefined) out.push(`RET=${p.ret}`);
-  if (p.envid !== undefined) out.push(`ENVID=${xtext(p.envid)}`);
-  return out;
-}
-function formatDsnRcptParams(p: {
-  notify: string[] | 'NEVER' | undefined;
-  orcpt: string | undefined;
-}): string[] {
-  const out: string[] = [];
-  if (p.notify !== undefined) out.push(`NOTIFY=${p.notify === 'NEVER' ? 'NEVER' : p.notify.join(',')}`);
-  if (p.orcpt !== undefined) out.push(`ORCPT=rfc822;${xtext(p.orcpt)}`);
-  return out;
+/** Drop undefined members (exactOptionalPropertyTypes-safe argument objects). */
+function definedOnly<T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
 }

@@ -1,0 +1,5 @@
+import type { BenchContext, ScenarioResult } from '../lib/types.ts';
+
+export async function workerScenario(_ctx: BenchContext): Promise<ScenarioResult> {
+  throw new Error('not written yet');
+}

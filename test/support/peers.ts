@@ -10,3 +10,4 @@ export * from './peers/exim.ts';
 export * from './peers/postfix.ts';
 export * from './peers/postfix-tools.ts';
 export * from './peers/process.ts';
+export * from './peers/proxy.ts';

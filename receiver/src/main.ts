@@ -11,7 +11,6 @@ import { hostname } from 'node:os';
 import { ConfigError, loadConfig, summarizeConfig } from './config.ts';
 import { hashPasswordCommand } from './hash-password.ts';
 import { createLogger } from './log.ts';
-import { StartupError, startReceiver } from './service.ts';
 
 const USAGE = `usage: npm run receiver                         start the receiver (configured by RECEIVER_* variables)
        npm run receiver -- hash-password [NAME]  print a users-file line; the password is read from stdin
@@ -42,6 +41,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const log = createLogger(config.logLevel);
   log.info({ event: 'config', settings: summarizeConfig(config, process.env) }, 'effective settings');
 
+  // Loaded after validation, so that a configuration error is reported fast.
+  const { StartupError, startReceiver } = await import('./service.ts');
   let service: Awaited<ReturnType<typeof startReceiver>>;
   try {
     service = await startReceiver(config, log);

@@ -101,7 +101,7 @@ export async function startReceiver(config: ReceiverConfig, log: Logger): Promis
   const metrics = new Metrics();
   const secureContext = await loadTls(config);
   const users = await loadUsers(config);
-  const store = createStore(config, {
+  const store = await createStore(config, {
     onCleanupError: (key, err) =>
       log.error({ key, err }, 'could not delete an object left by a failed store'),
   });

@@ -185,16 +185,19 @@ function workerEnv(state: DevState): NodeJS.ProcessEnv {
   };
 }
 
+/** A path relative to the working directory when it is inside it, else absolute. */
+function displayPath(path: string): string {
+  const r = relative(process.cwd(), path);
+  return r === '' ? '.' : r.startsWith('..') ? path : r;
+}
+
 function shellQuote(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 function banner(settings: Settings, state: DevState, repoDevVarsNote: string | null): string {
   const { ports } = settings;
-  const rel = (p: string) => {
-    const r = relative(process.cwd(), p);
-    return r === '' ? '.' : r.startsWith('..') ? p : r;
-  };
+  const rel = displayPath;
   const body = JSON.stringify({
     from: `${state.credentials.username}@${RELAY_HOST}`,
     to: 'you@example.org',
@@ -271,9 +274,7 @@ async function main(): Promise<number> {
   requireFile(wranglerBin, 'run `npm ci` first.');
   const state = ensureDevState(settings.stateDir, { host: RELAY_HOST, port: settings.ports.submission });
   if (state.created.length > 0) {
-    process.stdout.write(
-      `First run: created ${state.created.join(', ')} in ${relative(process.cwd(), state.dir) || '.'}\n`,
-    );
+    process.stdout.write(`First run: created ${state.created.join(', ')} in ${displayPath(state.dir)}\n`);
   }
   mkdirSync(settings.dataDir, { recursive: true });
   const devVarsNote = syncRepoDevVars(settings, state);
@@ -370,9 +371,11 @@ async function main(): Promise<number> {
         abandon: () => (stopping ? 'stopping' : died()),
         ready: (status) => status === 200,
       }),
-      waitForHttp(`http://${HOST}:${ports.worker}/`, {
+      // The Worker's OpenAPI document: 200 once wrangler serves and the Worker code has loaded.
+      waitForHttp(`http://${HOST}:${ports.worker}/openapi.json`, {
         timeoutMs: settings.readyTimeoutMs,
         abandon: () => (stopping ? 'stopping' : died()),
+        ready: (status) => status === 200,
       }),
     ]);
   } catch (err) {

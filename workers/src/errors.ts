@@ -177,8 +177,15 @@ export function fromSmtpError(err: unknown, relay: RelayConfig, retryAfterSecond
         'relay_tls_failed',
         `no secure connection to ${where}: ${err.message}. The message was not sent in clear text`,
       );
-    case 'timeout':
-      return mailerError('relay_timeout', `${where} stopped answering: ${err.message}`);
+    case 'timeout': {
+      // After the data was sent the relay may have taken the message without us hearing so
+      // (RFC 5321 section 4.1.1.4: the final reply decides): say so, a retry may duplicate it.
+      const stage = `${(err as SmtpError & { stage?: string }).stage ?? ''} ${err.command ?? ''}`;
+      const unknown = /\b(DATA|BDAT)\b/i.test(stage)
+        ? '; the relay may have accepted the message anyway, so a retry may deliver it twice'
+        : '';
+      return mailerError('relay_timeout', `${where} stopped answering: ${err.message}${unknown}`);
+    }
     case 'aborted':
       return mailerError(
         'relay_timeout',

@@ -86,25 +86,28 @@ export const AttachmentSchema = z
   .openapi('Attachment');
 
 /**
- * Header fields the Worker writes itself: the message's own fields have their JSON fields, and the
- * MIME structure, Date and Message-ID belong to the composer. Trace fields belong to relays.
+ * Header fields the Worker writes itself: the message's own fields come from their JSON fields,
+ * and the MIME structure belongs to the composer; trace fields belong to relays. `Date`,
+ * `Message-ID`, `In-Reply-To` and `References` may be given (the composer checks their syntax).
  */
 const RESERVED_HEADERS = new Set([
   'from',
+  'sender',
   'to',
   'cc',
   'bcc',
   'reply-to',
   'subject',
-  'date',
-  'message-id',
   'mime-version',
   'content-type',
   'content-transfer-encoding',
   'content-disposition',
+  'content-id',
   'return-path',
   'received',
 ]);
+const RESERVED_MESSAGE =
+  'is written by the Worker: use the JSON fields (from, to, cc, bcc, replyTo, subject, text, html, attachments)';
 /** RFC 5322 section 3.6.8: field-name = 1*ftext, printable US-ASCII except colon. */
 const FIELD_NAME = /^[!-9;-~]{1,76}$/;
 
@@ -115,8 +118,7 @@ const HeaderNameSchema = z
     abort: true,
   })
   .refine((name) => !RESERVED_HEADERS.has(name.toLowerCase()), {
-    error:
-      'is set by the Worker; use the matching JSON field (from, to, cc, bcc, replyTo, subject, attachments)',
+    error: RESERVED_MESSAGE,
   });
 
 export const HeadersSchema = z

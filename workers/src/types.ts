@@ -29,13 +29,13 @@ export interface Attachment {
 }
 
 /** RFC 3461 section 4.1 NOTIFY keywords. `NEVER` stands alone. Lower case is accepted too. */
-export type DsnNotify = 'SUCCESS' | 'FAILURE' | 'DELAY' | 'NEVER';
+export type DsnNotify = 'SUCCESS' | 'FAILURE' | 'DELAY' | 'NEVER' | 'success' | 'failure' | 'delay' | 'never';
 
 export interface DsnOptions {
   /** Applies to every recipient. */
   notify?: DsnNotify | DsnNotify[];
   /** RFC 3461 section 4.3: return the full message or only its headers in a failure report. */
-  ret?: 'FULL' | 'HDRS';
+  ret?: 'FULL' | 'HDRS' | 'full' | 'hdrs';
   /** RFC 3461 section 4.4: an envelope identifier, printable ASCII, at most 100 characters. */
   envid?: string;
 }

@@ -76,6 +76,8 @@ export interface ReceivedMessage {
   raw: Uint8Array;
   authUser: string | null;
   secure: boolean;
+  dsn: unknown;
+  rcptDsn: unknown[];
 }
 
 /** What the Node-side test relays received for `recipient`. */

@@ -224,7 +224,7 @@ describe('fields', () => {
       400,
     );
     const reserved =
-      'is set by the Worker; use the matching JSON field (from, to, cc, bcc, replyTo, subject, attachments)';
+      'is written by the Worker: use the JSON fields (from, to, cc, bcc, replyTo, subject, text, html, attachments)';
     expect(body.error.fields).toEqual([
       { path: 'headers.Bcc', message: reserved },
       { path: 'headers.content-type', message: reserved },

@@ -30,6 +30,9 @@ export interface Received {
   raw: string;
   authUser: string | null;
   secure: boolean;
+  /** MAIL FROM DSN parameters (RET, ENVID) and each RCPT's (NOTIFY, ORCPT), as smtp-server parsed them. */
+  dsn: unknown;
+  rcptDsn: unknown[];
 }
 
 export const RELAY_USER = 'mailer';
@@ -66,6 +69,8 @@ export async function startRelays(
       authMethods: ['PLAIN', 'LOGIN'],
       size: 20 * 1024 * 1024,
       closeTimeout: 500,
+      hideENHANCEDSTATUSCODES: false,
+      hideDSN: false,
       onAuth(auth, _session, callback) {
         if (auth.username === RELAY_USER && auth.password === RELAY_PASSWORD) {
           callback(null, { user: auth.username });
@@ -89,7 +94,8 @@ export async function startRelays(
         const chunks: Buffer[] = [];
         stream.on('data', (chunk: Buffer) => chunks.push(chunk));
         stream.on('end', () => {
-          if (session.envelope.mailFrom?.address.startsWith('stall@')) return; // never answer
+          const from = session.envelope.mailFrom;
+          if (from !== false && from.address.startsWith('stall@')) return; // never answer
           received.push({
             relay: name,
             mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
@@ -97,6 +103,8 @@ export async function startRelays(
             raw: Buffer.concat(chunks).toString('base64'),
             authUser: typeof session.user === 'string' ? session.user : null,
             secure: session.secure,
+            dsn: (session.envelope as { dsn?: unknown }).dsn ?? null,
+            rcptDsn: session.envelope.rcptTo.map((r) => (r as { dsn?: unknown }).dsn ?? null),
           });
           callback(null, 'Queued as test');
         });

@@ -63,7 +63,7 @@ export interface PrivatePostfixOptions {
   dsn?: boolean;
   /** message_size_limit in bytes (default Postfix's 10240000). */
   messageSizeLimit?: number;
-  /** Recipients rejected at RCPT with `550 5.1.1 <addr>: Recipient address rejected: no such user`. */
+  /** Recipients rejected at RCPT with `550 5.7.1 <addr>: Recipient address rejected: no such user`. */
   rejectRecipients?: string[];
   /** Extra main.cf settings, applied last. */
   main?: Record<string, string>;
@@ -173,8 +173,10 @@ export async function startPrivatePostfix(opts: PrivatePostfixOptions = {}): Pro
   if (discard.length) main['smtpd_discard_ehlo_keywords'] = discard.join(', ');
   if (opts.messageSizeLimit !== undefined) main['message_size_limit'] = String(opts.messageSizeLimit);
   if (opts.rejectRecipients?.length) {
-    const table = opts.rejectRecipients.map((r) => `${r}=REJECT no such user`).join(', ');
-    main['smtpd_recipient_restrictions'] = `check_recipient_access inline:{ ${table} }, permit`;
+    // texthash: needs no postmap; one "address action" per line.
+    const table = join(etc, 'reject_recipients');
+    writeFileSync(table, opts.rejectRecipients.map((r) => `${r} REJECT no such user\n`).join(''));
+    main['smtpd_recipient_restrictions'] = `check_recipient_access texthash:${table}, permit`;
     main['access_map_reject_code'] = '550';
   }
   if (tls) {

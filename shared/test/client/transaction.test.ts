@@ -451,6 +451,14 @@ describe('session', () => {
     await session.quit();
   });
 
+  it('without a configured name, says EHLO with the literal of the local address it connects from', async () => {
+    const s = await fake({});
+    const { session, writes } = await recordedSession(s.port, { helo: undefined });
+    await session.greet();
+    expect(writes[0]).toBe('EHLO [127.0.0.1]\r\n');
+    await session.quit();
+  });
+
   it('exposes the EHLO capabilities', async () => {
     const s = await fake({ extensions: ['SIZE 1000', 'AUTH PLAIN LOGIN', 'PIPELINING'] });
     const { session } = await recordedSession(s.port);

@@ -1,18 +1,23 @@
 /**
- * Run smtp-source against several servers, interleaved: a pilot run each (warms the JIT and
- * estimates the rate), then `ctx.rounds` measured rounds in rotating order so a burst of load
- * from elsewhere on a shared machine hits every peer alike. Message counts adapt to the pilot
- * rate so each run lasts about `ctx.targetSeconds`. Reported: the best rate of the rounds and
- * the lowest CPU milliseconds per message of the server process.
+ * Interleaved measurement: a pilot run of each contender (warms the JIT and estimates the rate),
+ * then `ctx.rounds` measured rounds in rotating order, so a burst of load from elsewhere on a
+ * shared machine hits every contender alike. Counts adapt to the pilot rate so each run lasts
+ * about `ctx.targetSeconds`. Reported: the best rate of the rounds and the lowest CPU
+ * milliseconds per message of the measured process.
  */
 import type { RunningServer } from './servers.ts';
 import { smtpSource } from './smtp-source.ts';
 import { type BenchContext, type Measurement, round } from './types.ts';
 
-export interface LoadShape {
-  sessions: number;
-  bytes: number;
-  reuse: boolean;
+export interface OneRun {
+  wallMs: number;
+  /** CPU ms of the measured process for the whole run. */
+  cpuMs: number | null;
+}
+
+export interface Contender {
+  label: string;
+  once(count: number): Promise<OneRun>;
 }
 
 export interface CountBounds {
@@ -21,90 +26,68 @@ export interface CountBounds {
   pilot: number;
 }
 
-export function countBounds(ctx: BenchContext, shape: LoadShape): CountBounds {
-  const big = shape.bytes >= 512 * 1024;
-  // Each session must send a few messages for connection reuse to mean anything.
-  const perSession = shape.reuse ? 4 : 1;
-  const min = Math.max(shape.sessions * perSession, big ? 20 : 100);
-  const max = big ? (ctx.quick ? 300 : 1_000) : ctx.quick ? 4_000 : 20_000;
-  const pilot = Math.min(max, Math.max(min, big ? 40 : shape.sessions * (shape.reuse ? 4 : 2), 100));
-  return { min, max: Math.max(min, max), pilot };
-}
-
-export async function measureServers(
+export async function measureInterleaved(
   ctx: BenchContext,
-  servers: RunningServer[],
-  shape: LoadShape,
+  contenders: Contender[],
+  bounds: CountBounds,
 ): Promise<Measurement[]> {
-  const bounds = countBounds(ctx, shape);
-  const counts = new Map<RunningServer, number>();
-  const out = new Map<RunningServer, Measurement>();
-  const failed = new Map<RunningServer, string>();
-
-  const once = async (
-    s: RunningServer,
-    messages: number,
-  ): Promise<{ rate: number; cpu: number; wallMs: number }> => {
-    const before = await s.accepted();
-    const cpu0 = s.cpuMs();
-    const r = await smtpSource({ ...shape, messages, port: s.port, timeoutMs: 180_000 });
-    const cpu = (s.cpuMs() - cpu0) / messages;
-    const after = await s.accepted();
-    if (before !== null && after !== null && after - before !== messages) {
-      throw new Error(`${s.label} accepted ${after - before} of ${messages} messages`);
-    }
-    return { rate: r.rate, cpu, wallMs: r.wallMs };
-  };
-
-  for (const s of servers) {
+  const counts = new Map<Contender, number>();
+  const out = new Map<Contender, Measurement>();
+  const failed = new Map<Contender, string>();
+  for (const c of contenders) {
     try {
-      const p = await once(s, bounds.pilot);
-      const n = Math.round(p.rate * ctx.targetSeconds);
-      counts.set(s, Math.min(bounds.max, Math.max(bounds.min, n)));
+      const p = await c.once(bounds.pilot);
+      const rate = bounds.pilot / (p.wallMs / 1000);
+      counts.set(c, Math.min(bounds.max, Math.max(bounds.min, Math.round(rate * ctx.targetSeconds))));
     } catch (e) {
-      failed.set(s, (e as Error).message);
+      failed.set(c, (e as Error).message);
+      ctx.log(`    ${c.label}: FAILED ${(e as Error).message}`);
     }
   }
   for (let r = 0; r < ctx.rounds; r++) {
-    const order = servers.map((_, i) => servers[(i + r) % servers.length]!);
-    for (const s of order) {
-      if (failed.has(s)) continue;
-      const count = counts.get(s)!;
+    const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]!);
+    for (const c of order) {
+      if (failed.has(c)) continue;
+      const count = counts.get(c)!;
       try {
-        const m = await once(s, count);
-        const prev = out.get(s);
+        const m = await c.once(count);
+        const rate = count / (m.wallMs / 1000);
+        const cpu = m.cpuMs === null ? null : m.cpuMs / count;
         ctx.log(
-          `    ${s.label.padEnd(44)} ${String(Math.round(m.rate)).padStart(7)} msg/s  ${m.cpu.toFixed(3)} CPU ms/msg  (${count} msgs)`,
+          `    ${c.label.padEnd(44)} ${String(Math.round(rate)).padStart(7)}/s  ${cpu === null ? '' : `${cpu.toFixed(3)} CPU ms each`}  (${count})`,
         );
+        const prev = out.get(c);
         if (prev === undefined) {
-          out.set(s, {
-            peer: s.label,
+          out.set(c, {
+            peer: c.label,
             count,
             wallMs: round(m.wallMs),
-            rate: round(m.rate),
-            rounds: [round(m.rate)],
-            cpuMsPerMsg: round(m.cpu, 4),
+            rate: round(rate, 1),
+            rounds: [round(rate, 1)],
+            cpuMsPerMsg: cpu === null ? null : round(cpu, 4),
           });
         } else {
-          prev.rounds.push(round(m.rate));
-          if (m.rate > prev.rate) {
-            prev.rate = round(m.rate);
+          prev.rounds.push(round(rate, 1));
+          if (rate > prev.rate) {
+            prev.rate = round(rate, 1);
             prev.wallMs = round(m.wallMs);
           }
-          prev.cpuMsPerMsg = round(Math.min(prev.cpuMsPerMsg ?? Infinity, m.cpu), 4);
+          if (cpu !== null)
+            prev.cpuMsPerMsg = round(Math.min(prev.cpuMsPerMsg ?? Number.POSITIVE_INFINITY, cpu), 4);
         }
       } catch (e) {
-        failed.set(s, (e as Error).message);
+        failed.set(c, (e as Error).message);
+        ctx.log(`    ${c.label}: FAILED ${(e as Error).message}`);
       }
     }
   }
-  return servers.map((s) => {
-    const m = out.get(s);
-    const error = failed.get(s);
+  return contenders.map((c) => {
+    const m = out.get(c);
+    const error = failed.get(c);
     if (m && error === undefined) return m;
     return {
-      peer: s.label,
-      count: counts.get(s) ?? 0,
+      peer: c.label,
+      count: counts.get(c) ?? 0,
       wallMs: m?.wallMs ?? 0,
       rate: m?.rate ?? 0,
       rounds: m?.rounds ?? [],
@@ -112,4 +95,52 @@ export async function measureServers(
       error: error ?? 'not measured',
     };
   });
+}
+
+// ---- servers driven by smtp-source ----------------------------------------------------------
+
+export interface LoadShape {
+  sessions: number;
+  bytes: number;
+  reuse: boolean;
+}
+
+export function sourceBounds(ctx: BenchContext, shape: LoadShape): CountBounds {
+  const big = shape.bytes >= 512 * 1024;
+  // Each session must send a few messages for connection reuse to mean anything.
+  const perSession = shape.reuse ? 4 : 1;
+  const min = Math.max(shape.sessions * perSession, big ? 20 : 100);
+  const max = Math.max(min, big ? (ctx.quick ? 300 : 1_000) : ctx.quick ? 4_000 : 20_000);
+  const pilot = Math.min(max, Math.max(min, big ? 40 : shape.sessions * (shape.reuse ? 4 : 2), 100));
+  return { min, max, pilot };
+}
+
+/** A server as a contender: smtp-source sends `count` messages; the server's CPU is measured. */
+export function sourceContender(s: RunningServer, shape: LoadShape, label = s.label): Contender {
+  return {
+    label,
+    async once(count) {
+      const before = await s.accepted();
+      const cpu0 = s.cpuMs();
+      const r = await smtpSource({ ...shape, messages: count, port: s.port, timeoutMs: 180_000 });
+      const cpuMs = s.cpuMs() - cpu0;
+      const after = await s.accepted();
+      if (before !== null && after !== null && after - before !== count) {
+        throw new Error(`${s.label} accepted ${after - before} of ${count} messages`);
+      }
+      return { wallMs: r.wallMs, cpuMs };
+    },
+  };
+}
+
+export function measureServers(
+  ctx: BenchContext,
+  servers: RunningServer[],
+  shape: LoadShape,
+): Promise<Measurement[]> {
+  return measureInterleaved(
+    ctx,
+    servers.map((s) => sourceContender(s, shape)),
+    sourceBounds(ctx, shape),
+  );
 }

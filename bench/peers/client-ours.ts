@@ -1,0 +1,53 @@
+/**
+ * Benchmark child: our Node client. `--connections` sessions (connectSmtp) share a queue of
+ * `--messages` sends of the same raw message, like a connection pool; then QUIT.
+ * Replies over IPC: {type:'done', wallMs, cpuMs, messages}.
+ */
+import { connectSmtp } from '../../shared/src/adapter/node/client.ts';
+import type { SmtpClientSession } from '../../shared/src/core/client/session.ts';
+import { arg } from './child.ts';
+import { rawMessage } from './message.ts';
+
+const port = Number(arg('port', '0'));
+const connections = Number(arg('connections', '10'));
+const messages = Number(arg('messages', '1000'));
+const bytes = Number(arg('bytes', '10240'));
+const pipelining = arg('pipelining', 'true') === 'true';
+const body = new TextEncoder().encode(rawMessage(bytes));
+
+async function runOnce(count: number): Promise<{ wallMs: number; cpuMs: number }> {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    if (next >= count) return;
+    const session: SmtpClientSession = await connectSmtp({
+      host: '127.0.0.1',
+      port,
+      security: 'none',
+      helo: 'bench.test',
+      pipelining,
+    });
+    try {
+      while (next < count) {
+        next++;
+        const res = await session.send({ from: 'sender@bench.test', to: ['rcpt@bench.test'] }, body);
+        if (res.accepted.length !== 1) throw new Error(`not accepted: ${JSON.stringify(res.rejected)}`);
+      }
+    } finally {
+      await session.quit();
+    }
+  };
+  await Promise.all(Array.from({ length: connections }, worker));
+  const cpu = process.cpuUsage(cpu0);
+  return { wallMs: performance.now() - t0, cpuMs: (cpu.user + cpu.system) / 1000 };
+}
+
+process.on('message', (m: { type: string; messages?: number }) => {
+  if (m.type !== 'run') return;
+  runOnce(m.messages ?? messages).then(
+    (r) => process.send?.({ type: 'run', ...r }),
+    (e: unknown) => process.send?.({ type: 'error', message: String((e as Error)?.stack ?? e) }),
+  );
+});
+process.send?.({ type: 'ready' });

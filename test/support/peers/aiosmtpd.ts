@@ -99,7 +99,8 @@ class Dump:
             'rcptOptions': getattr(envelope, 'per_rcpt', []),
             'smtputf8': bool(envelope.smtp_utf8),
             'helo': session.host_name,
-            'tls': session.ssl is not None,
+            # session.ssl is only set by STARTTLS; ask the transport (covers implicit TLS too).
+            'tls': server.transport.get_extra_info('ssl_object') is not None,
             'login': login,
         }
         with open(base + '.json', 'w') as f:

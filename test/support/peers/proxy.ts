@@ -17,7 +17,10 @@ export interface RecordingProxy {
   port: number;
   /** Every chunk in the order the proxy saw it. */
   events: ProxyEvent[];
-  /** The commands the client sent on connection `conn`, one per line, each tagged with how many server chunks preceded it. */
+  /**
+   * The commands the client sent on connection `conn` (message content after DATA and BDAT
+   * payloads skipped), each tagged with how many server chunks had arrived before it.
+   */
   clientLines(conn?: number): Array<{ line: string; repliesBefore: number }>;
   stop(): Promise<void>;
 }
@@ -58,21 +61,50 @@ export async function startRecordingProxy(
     port,
     events,
     clientLines: (conn = 1) => {
+      // Walk the client's bytes as SMTP commands: the payload after `BDAT n` (n octets) and the
+      // content after DATA (up to CRLF.CRLF, when the server said 354) are skipped, not split.
+      const sawData354 = events.some(
+        (e) =>
+          e.conn === conn &&
+          e.dir === 's2c' &&
+          /(^|\r\n)354[ -]/.test(Buffer.from(e.bytes).toString('latin1')),
+      );
       const out: Array<{ line: string; repliesBefore: number }> = [];
       let replies = 0;
-      let pending = '';
+      let pending = Buffer.alloc(0);
+      let skip = 0; // BDAT payload octets still to skip
+      let inData = false;
       for (const e of events) {
         if (e.conn !== conn) continue;
         if (e.dir === 's2c') {
           replies++;
           continue;
         }
-        pending += Buffer.from(e.bytes).toString('latin1');
-        let nl = pending.indexOf('\r\n');
-        while (nl !== -1) {
-          out.push({ line: pending.slice(0, nl), repliesBefore: replies });
-          pending = pending.slice(nl + 2);
-          nl = pending.indexOf('\r\n');
+        pending = Buffer.concat([pending, e.bytes]);
+        for (;;) {
+          if (skip > 0) {
+            const n = Math.min(skip, pending.length);
+            pending = pending.subarray(n);
+            skip -= n;
+            if (skip > 0) break;
+          }
+          if (inData) {
+            const end = pending.indexOf('\r\n.\r\n');
+            const atStart = pending.subarray(0, 3).toString('latin1') === '.\r\n';
+            if (atStart) pending = pending.subarray(3);
+            else if (end !== -1) pending = pending.subarray(end + 5);
+            else break;
+            inData = false;
+            continue;
+          }
+          const nl = pending.indexOf('\r\n');
+          if (nl === -1) break;
+          const line = pending.subarray(0, nl).toString('latin1');
+          pending = pending.subarray(nl + 2);
+          out.push({ line, repliesBefore: replies });
+          const bdat = /^BDAT (\d+)/i.exec(line);
+          if (bdat) skip = Number(bdat[1]);
+          else if (/^DATA$/i.test(line) && sawData354) inData = true;
         }
       }
       return out;

@@ -116,6 +116,32 @@ describe('server: STARTTLS (RFC 3207)', () => {
   });
 });
 
+describe('server: REQUIRETLS (RFC 8689), opt-in', () => {
+  it('is advertised and accepted only over TLS when enabled', async () => {
+    srv = await startTestServer({
+      options: { extensions: { requireTls: true } },
+      listen: [{}, { implicitTls: true }],
+    });
+    const plain = await RawClient.connect(srv.ports[0]!);
+    await plain.reply();
+    expect((await plain.command('EHLO client.test')).lines).not.toContain('REQUIRETLS');
+    expect((await plain.command('MAIL FROM:<a@example.org> REQUIRETLS')).raw).toBe(
+      '555 5.5.4 Unsupported parameter REQUIRETLS\r\n',
+    );
+    plain.close();
+    const secure = await RawClient.connect(srv.ports[1]!, { implicitTls: true });
+    await secure.reply();
+    expect((await secure.command('EHLO client.test')).lines).toContain('REQUIRETLS');
+    expect((await secure.command('MAIL FROM:<a@example.org> REQUIRETLS')).code).toBe(250);
+    await secure.command('RCPT TO:<b@example.org>');
+    await secure.command('DATA');
+    secure.send('x\r\n.\r\n');
+    await secure.reply();
+    expect(srv.messages[0]!.envelope.mailFrom.params).toEqual({ requiretls: true, other: {} });
+    secure.close();
+  });
+});
+
 describe('server: AUTH (RFC 4954)', () => {
   it('refuses AUTH before TLS with 538 5.7.11 and does not advertise it', async () => {
     srv = await startTestServer({ options: { startTls: true }, handler: { auth } });

@@ -80,11 +80,11 @@ describe('smtp-edge client -> exim (CHUNKING server)', () => {
     );
     expect(res.accepted).toEqual(['bob@exim.test', 'carol@exim.test']);
     const conn = proxy.events.at(-1)!.conn;
-    const lines = proxy.clientLines(conn);
-    const sent = lines.map((l) => l.line);
+    const commands = proxy.clientLines(conn);
+    const sent = commands.map((l) => l.line);
     // PIPELINING (RFC 2920): both RCPTs leave before the reply to MAIL arrives.
-    const mail = lines.find((l) => l.line.startsWith('MAIL FROM:'))!;
-    for (const l of lines.filter((x) => x.line.startsWith('RCPT TO:')))
+    const mail = commands.find((l) => l.line.startsWith('MAIL FROM:'))!;
+    for (const l of commands.filter((x) => x.line.startsWith('RCPT TO:')))
       expect(l.repliesBefore).toBe(mail.repliesBefore);
     const bdat = sent.filter((l) => l.startsWith('BDAT '));
     const expected: string[] = [];

@@ -7,7 +7,7 @@
  * exactly one SMTP connection is used per send, well under the 6 simultaneous connections a
  * Worker invocation may hold.
  */
-import { composeMessage, type MessageInput, SmtpError } from '@smtp-edge/protocol';
+import { composeMessage, type MessageInput } from '@smtp-edge/protocol';
 import { type SendEnvelope, type SmtpClientOptions, sendMail } from '@smtp-edge/protocol/workers';
 import { ConfigurationError, type Env, type RelayConfig, readConfig, type WorkerConfig } from './config.ts';
 import { failure, fromSmtpError, invalidRequest, mailerError } from './errors.ts';
@@ -109,8 +109,8 @@ export async function handleSend(
     composed = deps.compose(messageInput(request));
   } catch (err) {
     // The composer checks what the schema cannot (full address grammar, encodings) and names the field.
-    if (err instanceof SmtpError && err.kind === 'message') {
-      const field = (err as SmtpError & { field?: string }).field ?? '';
+    if (isMessageError(err)) {
+      const field = err.field ?? '';
       return failure(invalidRequest([{ path: field, message: stripField(err.message, field) }]), requestId);
     }
     throw err;
@@ -148,6 +148,11 @@ export async function handleSend(
     if (error.code === 'internal_error') console.error(`[${requestId}] send failed`, err);
     return failure(error, requestId);
   }
+}
+
+/** The composer's `SmtpMessageError`, recognised by its `kind` (see core/errors.ts). */
+function isMessageError(err: unknown): err is Error & { kind: 'message'; field?: string } {
+  return err instanceof Error && (err as { kind?: unknown }).kind === 'message';
 }
 
 /** The composer prefixes messages with `field: `; the field is reported separately. */

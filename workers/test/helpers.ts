@@ -88,3 +88,11 @@ export async function receivedFor(recipient: string): Promise<ReceivedMessage[]>
   const list = (await res.json()) as Array<Omit<ReceivedMessage, 'raw'> & { raw: string }>;
   return list.map((m) => ({ ...m, raw: Uint8Array.from(atob(m.raw), (c) => c.charCodeAt(0)) }));
 }
+
+/** How many SMTP sessions reached MAIL FROM at the test relays after `EHLO <helo>`. */
+export async function sessionsFor(helo: string): Promise<number> {
+  const res = await fetch(
+    `http://127.0.0.1:${inject('inspectPort')}/sessions?helo=${encodeURIComponent(helo)}`,
+  );
+  return (await res.json()) as number;
+}

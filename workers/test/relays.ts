@@ -42,6 +42,7 @@ export interface RelayPorts {
   relayPort: number;
   relayTlsPort: number;
   noStarttlsPort: number;
+  noDsnPort: number;
   untrustedPort: number;
   wrongNamePort: number;
   silentPort: number;
@@ -57,6 +58,8 @@ export async function startRelays(
   pki: TestPkiFiles,
 ): Promise<{ ports: RelayPorts; close: () => Promise<void> }> {
   const received: Received[] = [];
+  /** EHLO name → ids of the SMTP sessions that reached MAIL FROM with it. */
+  const sessionsByHelo = new Map<string, Set<string>>();
   const closers: Array<() => Promise<void>> = [];
 
   async function relay(name: string, options: Partial<SMTPServerOptions>): Promise<number> {
@@ -78,7 +81,10 @@ export async function startRelays(
           callback(smtpError(535, 'Authentication credentials invalid'));
         }
       },
-      onMailFrom(address, _session, callback) {
+      onMailFrom(address, session, callback) {
+        const sessions = sessionsByHelo.get(session.hostNameAppearsAs) ?? new Set<string>();
+        sessions.add(session.id);
+        sessionsByHelo.set(session.hostNameAppearsAs, sessions);
         const local = address.address.split('@')[0] ?? '';
         if (local === 'tempfail') return callback(smtpError(451, 'Try again later'));
         if (local === 'blocked') return callback(smtpError(550, 'Sender blocked by policy'));
@@ -121,6 +127,7 @@ export async function startRelays(
   const relayPort = await relay('starttls', {});
   const relayTlsPort = await relay('tls', { secure: true });
   const noStarttlsPort = await relay('no-starttls', { hideSTARTTLS: true, allowInsecureAuth: true });
+  const noDsnPort = await relay('no-dsn', { hideDSN: true });
   const untrustedPort = await relay('untrusted', { key: pki.untrustedKey, cert: pki.untrustedCert });
   const wrongNamePort = await relay('wrong-name', { key: pki.wrongNameKey, cert: pki.wrongNameCert });
 
@@ -148,8 +155,14 @@ export async function startRelays(
   await new Promise<void>((resolve) => probe.close(() => resolve()));
 
   // GET /received?to=<address> → JSON list of messages whose envelope includes that recipient.
+  // GET /sessions?helo=<name> → number of SMTP sessions that sent MAIL FROM after EHLO <name>.
   const inspect: HttpServer = createHttpServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    if (url.pathname === '/sessions') {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(sessionsByHelo.get(url.searchParams.get('helo') ?? '')?.size ?? 0));
+      return;
+    }
     const to = url.searchParams.get('to');
     const list = to === null ? received : received.filter((m) => m.rcptTo.includes(to));
     res.writeHead(200, { 'Content-Type': 'application/json' });
@@ -170,6 +183,7 @@ export async function startRelays(
       relayPort,
       relayTlsPort,
       noStarttlsPort,
+      noDsnPort,
       untrustedPort,
       wrongNamePort,
       silentPort,

@@ -92,6 +92,8 @@ export function createSmtpServer(handler: SmtpServerHandler, options: NodeSmtpSe
     let stream: net.Socket = socket;
     if (implicitTls) {
       const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: context() });
+      // Late errors (a reset after a failed handshake) must not crash the process.
+      secure.on('error', () => {});
       sockets.add(secure);
       secure.once('close', () => sockets.delete(secure));
       const ok = await handshake(secure, handshakeMs);

@@ -1,3 +1,6 @@
+export * from './bdat.ts';
+export * from './command.ts';
+export * from './dot-reader.ts';
 export * from './input.ts';
 export * from './params.ts';
 export * from './reply.ts';

@@ -14,7 +14,6 @@ import {
   listFiles,
   rawMessage,
   readJson,
-  sendWithNodemailer,
   splitStored,
   tempDir,
   testPki,

@@ -2,8 +2,17 @@
  * Abuse limits of the running receiver: failed-AUTH lockout, messages per address per minute,
  * and a flood of 500 concurrent connections against the total and per-address limits.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PASSWORD, tempDir, testPki, USER, usersFile } from '../../receiver/test/support/fixtures.ts';
+import {
+  listFiles,
+  PASSWORD,
+  tempDir,
+  testPki,
+  USER,
+  usersFile,
+} from '../../receiver/test/support/fixtures.ts';
 import {
   baseEnv,
   type ReceiverProcess,
@@ -13,9 +22,10 @@ import { RawSmtp, type Reply } from '../../receiver/test/support/smtp.ts';
 
 const pki = testPki();
 let rx: ReceiverProcess;
+let state: string;
 
 beforeAll(async () => {
-  const state = tempDir('limits');
+  state = tempDir('limits');
   rx = await startReceiver({
     ...baseEnv(),
     RECEIVER_DOMAINS: 'example.com',
@@ -27,6 +37,8 @@ beforeAll(async () => {
     RECEIVER_MESSAGES_PER_IP_PER_MINUTE: '3',
     RECEIVER_MAX_CONNECTIONS: '100',
     RECEIVER_MAX_CONNECTIONS_PER_IP: '60',
+    RECEIVER_MAX_MESSAGE_BYTES: '4096',
+    RECEIVER_MAX_RECIPIENTS: '2',
   });
 });
 
@@ -78,6 +90,25 @@ describe('receiver limits', () => {
       '451 4.7.1 Too many messages from your address, try again later',
     );
     c.close();
+  });
+
+  it('applies RECEIVER_MAX_MESSAGE_BYTES (SIZE, 552 5.3.4) and RECEIVER_MAX_RECIPIENTS (452 4.5.3)', async () => {
+    const c = await RawSmtp.connect(rx.ports.mx!, { localAddress: '127.0.0.10' });
+    await c.reply();
+    expect((await c.cmd('EHLO client.test.example'))?.lines).toContain('SIZE 4096');
+    expect((await c.cmd('MAIL FROM:<a@example.org> SIZE=5000'))?.text).toMatch(/^552 5\.3\.4 /);
+    expect((await c.cmd('MAIL FROM:<a@example.org>'))?.code).toBe(250);
+    expect((await c.cmd('RCPT TO:<a@example.com>'))?.code).toBe(250);
+    expect((await c.cmd('RCPT TO:<b@example.com>'))?.code).toBe(250);
+    expect((await c.cmd('RCPT TO:<c@example.com>'))?.text).toMatch(/^452 4\.5\.3 /);
+    expect((await c.cmd('DATA'))?.code).toBe(354);
+    c.write(`Subject: big\r\n\r\n${'z'.repeat(8000)}\r\n.\r\n`);
+    expect((await c.reply())?.text).toMatch(/^552 5\.3\.4 /);
+    expect((await c.cmd('QUIT'))?.code).toBe(221);
+    c.close();
+    const line = await rx.waitFor((l) => l['event'] === 'message' && l['result'] === 'aborted');
+    expect(line).toMatchObject({ client: '127.0.0.10', recipients: 2 });
+    expect(existsSync(join(state, 'data')) ? listFiles(join(state, 'data')) : []).toEqual([]);
   });
 
   it('500 concurrent connections: exactly the limits get a session, the rest 421 4.7.0', async () => {

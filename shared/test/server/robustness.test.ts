@@ -42,6 +42,23 @@ describe('server: robustness', () => {
     c.close();
   });
 
+  it('a reply error from another copy of the package (same shape, not instanceof) keeps its reply', async () => {
+    srv = await startTestServer({
+      handler: {
+        mailFrom: () => {
+          throw Object.assign(new Error('x'), {
+            kind: 'reply',
+            reply: { code: 550, enhancedCode: '5.7.1', lines: ['Sender blocked'] },
+          });
+        },
+      },
+    });
+    const { c } = await ehlo(srv.port);
+    expect((await c.command('MAIL FROM:<a@example.org>')).raw).toBe('550 5.7.1 Sender blocked\r\n');
+    expect(srv.errors).toEqual([]);
+    c.close();
+  });
+
   it('an AUTH exchange line over maxAuthLineBytes gets 500 5.5.6', async () => {
     srv = await startTestServer({
       options: { allowInsecureAuth: true, maxAuthLineBytes: 600 },

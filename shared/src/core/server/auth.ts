@@ -2,13 +2,12 @@
  * AUTH (RFC 4954): mechanism negotiation, the 334 challenge/response exchange, and the call to
  * `handler.auth`. The SASL mechanisms themselves are the shared state machines of `core/sasl`.
  */
-import { SmtpReplyError } from '../errors.ts';
 import type { SaslMechanismName } from '../sasl/mechanisms.ts';
 import { createServerMechanism, type SaslStep, xoauth2ErrorChallenge } from '../sasl/server.ts';
 import type { SmtpReply } from '../status.ts';
 import type { Connection } from './connection.ts';
 import { limitReached } from './limits.ts';
-import { r } from './replies.ts';
+import { r, replyOfError } from './replies.ts';
 
 const latin1 = new TextDecoder('latin1');
 
@@ -72,9 +71,10 @@ export async function handleAuth(conn: Connection, args: string): Promise<void> 
   try {
     result = await handler.auth(session, step.credentials);
   } catch (error) {
-    if (error instanceof SmtpReplyError) {
-      if (error.code >= 500) await failure(conn, error.reply);
-      else conn.send(error.reply);
+    const reply = replyOfError(error);
+    if (reply !== null) {
+      if (reply.code >= 500) await failure(conn, reply);
+      else conn.send(reply);
       return;
     }
     conn.reportError(error);

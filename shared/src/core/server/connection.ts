@@ -11,7 +11,6 @@
  * - Memory per connection is bounded: the command line by `maxCommandLineBytes`, the reply queue
  *   by `maxPendingReplyBytes` plus one reply, message data by one transport chunk at a time.
  */
-import { SmtpReplyError } from '../errors.ts';
 import type { SmtpReply } from '../status.ts';
 import type { Transport } from '../transport.ts';
 import { InputBuffer, type LineResult } from '../wire/input.ts';
@@ -19,7 +18,7 @@ import { dispatch } from './commands.ts';
 import type { BdatState } from './data.ts';
 import { limitReached } from './limits.ts';
 import type { ResolvedServerOptions } from './options.ts';
-import { encodeReply, r } from './replies.ts';
+import { encodeReply, r, replyOfError } from './replies.ts';
 import { ServerSession } from './session.ts';
 import type { SmtpServerHandler } from './types.ts';
 
@@ -163,7 +162,8 @@ export class Connection {
    * reply; anything else is reported to `onError` and answered with `fallback`.
    */
   replyForError(error: unknown, fallback: SmtpReply): SmtpReply {
-    if (error instanceof SmtpReplyError) return error.reply;
+    const reply = replyOfError(error);
+    if (reply !== null) return reply;
     this.reportError(error);
     return fallback;
   }

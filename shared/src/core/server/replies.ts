@@ -21,6 +21,32 @@ export function reject(code: number, enhancedCode: EnhancedCode, text: string): 
   return new SmtpReplyError({ code, enhancedCode, lines: text.split('\n') });
 }
 
+/**
+ * The reply carried by an error a handler threw, when it is a `reject()` error. Checked by shape
+ * (`kind: 'reply'` and a well-formed reply), not only `instanceof`, so an error from a second
+ * copy of this package (or one that crossed a structured clone) still counts.
+ */
+export function replyOfError(error: unknown): SmtpReply | null {
+  if (error instanceof SmtpReplyError) return error.reply;
+  if (typeof error !== 'object' || error === null) return null;
+  const e = error as { kind?: unknown; reply?: unknown };
+  if (e.kind !== 'reply' || typeof e.reply !== 'object' || e.reply === null) return null;
+  const reply = e.reply as { code?: unknown; enhancedCode?: unknown; lines?: unknown };
+  if (typeof reply.code !== 'number' || reply.code < 400 || reply.code > 599) return null;
+  if (
+    reply.enhancedCode !== null &&
+    (typeof reply.enhancedCode !== 'string' || !isEnhancedCode(reply.enhancedCode))
+  ) {
+    return null;
+  }
+  if (!Array.isArray(reply.lines) || !reply.lines.every((l) => typeof l === 'string')) return null;
+  return {
+    code: reply.code,
+    enhancedCode: reply.enhancedCode as EnhancedCode | null,
+    lines: reply.lines as string[],
+  };
+}
+
 /** A reply value: `text` may hold several lines separated by `\n`. */
 export function r(code: number, enhancedCode: EnhancedCode | null, text: string): SmtpReply {
   return { code, enhancedCode, lines: text.split('\n') };

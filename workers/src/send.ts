@@ -20,7 +20,8 @@ export function clientOptions(relay: RelayConfig, signal: AbortSignal): SmtpClie
     host: relay.host,
     port: relay.port,
     security: relay.security,
-    // RFC 3207 section 4: a client may insist on TLS; a relay without STARTTLS is an error here.
+    // RFC 3207 section 4.1 and RFC 8314 section 5.2: the client decides the security it needs; a
+    // relay without STARTTLS (or with a certificate that fails verification) is an error here.
     starttlsPolicy: 'required',
     timeouts: { ...relay.timeouts },
     signal,

@@ -92,6 +92,17 @@ describe('delivery: implicit TLS, DSN, composer checks', () => {
     expect(got?.rcptDsn).toEqual([{ notify: ['FAILURE', 'DELAY'] }]);
   });
 
+  it('an internationalized address is sent with SMTPUTF8 (RFC 6531)', async () => {
+    const local = `zoë-${crypto.randomUUID().slice(0, 8)}`;
+    const to = `${local}@example.org`;
+    const body = await successOf(await post(message({ to: { name: 'Zoë', address: to } })));
+    expect(body.accepted).toEqual([to]);
+    const [got] = await receivedFor(to);
+    expect(got?.rcptTo).toEqual([to]);
+    // RFC 6532 section 3.2: with SMTPUTF8 the header carries the address as raw UTF-8.
+    expect(new TextDecoder().decode(got?.raw)).toContain(`<${to}>`);
+  });
+
   it('a relay without DSN: 422 message_rejected, not a silent send without it', async () => {
     const to = unique('nodsn');
     const body = await failureOf(

@@ -12,6 +12,7 @@
 import {
   chmodSync,
   chownSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   readdirSync,
@@ -65,6 +66,13 @@ export interface PrivatePostfixOptions {
   messageSizeLimit?: number;
   /** Recipients rejected at RCPT with `550 5.7.1 <addr>: Recipient address rejected: no such user`. */
   rejectRecipients?: string[];
+  /**
+   * Relay mail for every domain except our own (`hostname`, `localhost`) to this SMTP server with
+   * Postfix's smtp(8) client: `relayhost = [host]:port`. `tls`: 'none', 'may', 'encrypt' (TLS
+   * required, not verified) or 'verify' (TLS required, chain checked against the test CA and the
+   * name `localhost`). Local recipients (e.g. the sender of a bounce) still go to the files.
+   */
+  relayHost?: { host: string; port: number; tls?: 'none' | 'may' | 'encrypt' | 'verify' };
   /** Extra main.cf settings, applied last. */
   main?: Record<string, string>;
 }
@@ -214,6 +222,27 @@ export async function startPrivatePostfix(opts: PrivatePostfixOptions = {}): Pro
       smtpd_sasl_local_domain: '$myhostname',
       smtpd_sasl_security_options: 'noanonymous',
       smtpd_tls_auth_only: opts.sasl.tlsOnly === false ? 'no' : 'yes',
+    });
+  }
+  if (opts.relayHost) {
+    const level = opts.relayHost.tls ?? 'verify';
+    // A copy the unprivileged smtp(8) can read (the test PKI's folder is root-only).
+    const ca = join(etc, 'relay-ca.crt');
+    copyFileSync(pki.caCertPath, ca);
+    chmodSync(ca, 0o644);
+    Object.assign(main, {
+      relayhost: `[${opts.relayHost.host}]:${opts.relayHost.port}`,
+      default_transport: 'smtp',
+      relay_transport: 'smtp',
+      smtp_helo_name: '$myhostname',
+      smtp_tls_security_level: level,
+      smtp_tls_CAfile: ca,
+      smtp_tls_verify_cert_match: 'localhost',
+      smtp_tls_loglevel: '1',
+      smtp_tls_session_cache_database: '',
+      // Tests want an answer now: no retries that outlive them.
+      maximal_queue_lifetime: '0',
+      bounce_queue_lifetime: '0',
     });
   }
   Object.assign(main, opts.main ?? {});

@@ -56,6 +56,8 @@ export default defineConfig(async () => {
       include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
       globalSetup: ['./test/global-setup.ts'],
       testTimeout: 30_000,
+      // The Worker's one-line JSON log per send (send.ts logOutcome) is noise in test output.
+      onConsoleLog: (log: string) => !log.startsWith('{"event":"send"'),
     },
   };
 });

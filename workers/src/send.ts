@@ -83,13 +83,52 @@ const realDependencies: SendDependencies = { compose: composeMessage, send: send
 
 /**
  * Validate, compose and relay `input` (already parsed JSON or an RPC argument).
- * `config` may be passed when the caller has already read it.
+ * `config` may be passed when the caller has already read it. Logs one line per send.
  */
 export async function handleSend(
   input: unknown,
   env: Env,
   requestId: string,
   options: { config?: WorkerConfig; deps?: SendDependencies } = {},
+): Promise<SendResponse> {
+  const started = Date.now();
+  const result = await sendOnce(input, env, requestId, options);
+  logOutcome(result, Date.now() - started);
+  return result;
+}
+
+/**
+ * One structured log line per send for Workers Logs: outcome and counts, never addresses or
+ * content.
+ */
+function logOutcome(result: SendResponse, ms: number): void {
+  const line = result.ok
+    ? {
+        event: 'send',
+        requestId: result.requestId,
+        status: 200,
+        accepted: result.accepted.length,
+        rejected: result.rejected.length,
+        ms,
+      }
+    : {
+        event: 'send',
+        requestId: result.requestId,
+        status: result.error.status,
+        code: result.error.code,
+        smtp: result.error.smtp
+          ? `${result.error.smtp.code} ${result.error.smtp.enhancedCode ?? ''}`.trim()
+          : undefined,
+        ms,
+      };
+  console.log(JSON.stringify(line));
+}
+
+async function sendOnce(
+  input: unknown,
+  env: Env,
+  requestId: string,
+  options: { config?: WorkerConfig; deps?: SendDependencies },
 ): Promise<SendResponse> {
   let config: WorkerConfig;
   try {

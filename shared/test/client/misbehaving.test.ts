@@ -197,6 +197,43 @@ describe('misbehaving servers', () => {
     expect(session.state).toBe('closed');
   });
 
+  it('an AbortSignal stops a send whose body stream has stalled', async () => {
+    const s = await startFakeSmtp({ extensions: ['PIPELINING'] });
+    try {
+      const session = await connectSmtp({ ...base, port: s.port });
+      const controller = new AbortController();
+      const stalled = new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(new TextEncoder().encode('Subject: s\r\n\r\npart one\r\n'));
+          // never closes
+        },
+      });
+      const p = session.send({ from: 'a@x.test', to: ['b@y.test'] }, stalled, controller.signal);
+      await new Promise((r) => setTimeout(r, 50));
+      controller.abort();
+      const err = await rejection(p);
+      expect(err).toBeInstanceOf(SmtpAbortError);
+      expect(session.state).toBe('closed');
+      expect(s.sessions[0]!.messages).toHaveLength(0);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a body stream that stalls longer than dataMs ends in SmtpTimeoutError', async () => {
+    const s = await startFakeSmtp({});
+    try {
+      const session = await connectSmtp({ ...base, port: s.port, timeouts: { dataMs: 100 } });
+      const stalled = new ReadableStream<Uint8Array>({ start() {} });
+      const err = await rejection(session.send({ from: 'a@x.test', to: ['b@y.test'] }, stalled));
+      expect(err).toBeInstanceOf(SmtpTimeoutError);
+      expect(err.stage).toBe('reading the message body');
+      expect(s.sessions[0]!.messages).toHaveLength(0);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('a connection refused is an SmtpConnectionError', async () => {
     const port = await new Promise<number>((resolve) => {
       const srv = net.createServer();

@@ -476,6 +476,8 @@ describe('session', () => {
     expect(err).toBeInstanceOf(SmtpReplyError);
     expect(err.code).toBe(554);
     expect(err.command).toBe('CONNECT');
+    // RFC 5321 section 3.1: the client SHOULD send QUIT after a 554 greeting
+    expect(s.sessions[0]!.commands).toEqual(['QUIT']);
   });
 
   it('serializes concurrent send() calls on one session', async () => {

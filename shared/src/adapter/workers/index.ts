@@ -94,7 +94,13 @@ export async function connectSmtp(options: SmtpClientOptions): Promise<SmtpClien
       port: resolved.port,
     },
   });
-  const session = new SmtpClientSession(transport, options);
+  let session: SmtpClientSession;
+  try {
+    session = new SmtpClientSession(transport, options);
+  } catch (err) {
+    await transport.close();
+    throw err;
+  }
   await session.greet();
   return session;
 }

@@ -5,6 +5,7 @@
 import { SmtpConfigError } from '../errors.ts';
 import type { SaslMechanismName } from '../sasl/mechanisms.ts';
 import type { EnhancedCode, SmtpReply } from '../status.ts';
+import { validateHeloName } from './ehlo.ts';
 
 export interface SmtpClientTimeouts {
   /** TCP (and implicit TLS) connection setup. Not in RFC 5321; default 30 s. */
@@ -148,6 +149,7 @@ export function resolveClientOptions(options: SmtpClientOptions): ResolvedClient
       `security must be 'starttls', 'tls' or 'none', got ${String(options.security)}`,
     );
   }
+  if (options.helo !== undefined) validateHeloName(options.helo);
   const policy = options.starttlsPolicy ?? (options.auth ? 'required' : 'opportunistic');
   if (policy !== 'required' && policy !== 'opportunistic') {
     throw new SmtpConfigError(`starttlsPolicy must be 'required' or 'opportunistic', got ${String(policy)}`);

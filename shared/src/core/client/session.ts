@@ -119,7 +119,15 @@ export class SmtpClientSession {
       });
       this.#greeting = greeting;
       if (greeting.code !== 220) {
-        // RFC 5321 section 3.1: 554 instead of 220 means "no service here"; the client SHOULD QUIT.
+        // RFC 5321 section 3.1: 554 instead of 220 means "no service here"; the client SHOULD
+        // send QUIT (and wait a little for the 221) before closing.
+        await settleWithin(
+          (async () => {
+            await this.#transport.write(encoder.encode('QUIT\r\n'));
+            await this.#reader.read('QUIT');
+          })(),
+          this.#options.timeouts.quitMs,
+        );
         throw new SmtpReplyError(greeting, { command: 'CONNECT' });
       }
       await this.#ehlo(sig);
@@ -144,7 +152,7 @@ export class SmtpClientSession {
       const reset = this.#transactions > 0;
       this.#transactions++;
       const pipelining = this.#options.pipelining && this.#caps.has('PIPELINING');
-      const { accepted, rejected, rcptReplies, dataReply } = pipelining
+      const { accepted, rejected, dataReply } = pipelining
         ? await this.#envelopePipelined(plan, reset, sig)
         : await this.#envelopeStepwise(plan, reset, sig);
 
@@ -157,7 +165,6 @@ export class SmtpClientSession {
           throw new SmtpProtocolError('internal: DATA not started');
         response = await this.#data(plan, facts, body, sig);
       }
-      void rcptReplies;
       return { accepted, rejected, response, envelope: { from: envelope.from, to: [...envelope.to] } };
     });
   }
@@ -253,8 +260,11 @@ export class SmtpClientSession {
     }
   }
 
-  /** Write one command line. CR, LF and NUL can never reach the wire inside a command. */
-  async #write(lines: string[], stage: string, signal: AbortSignal | undefined): Promise<void> {
+  /**
+   * Write command lines. CR, LF and NUL can never reach the wire inside a command: the check
+   * throws synchronously, before anything is written.
+   */
+  #write(lines: string[], stage: string, signal: AbortSignal | undefined): Promise<void> {
     for (const line of lines) {
       if (/[\r\n\0]/.test(line)) {
         throw new SmtpMessageError('a command would contain CR, LF or NUL; refusing to send it', undefined, {
@@ -262,7 +272,7 @@ export class SmtpClientSession {
         });
       }
     }
-    await bounded(this.#transport.write(encoder.encode(`${lines.join('\r\n')}\r\n`)), {
+    return bounded(this.#transport.write(encoder.encode(`${lines.join('\r\n')}\r\n`)), {
       stage,
       ms: this.#options.timeouts.commandMs,
       command: stage,
@@ -394,13 +404,19 @@ export class SmtpClientSession {
     // Read replies while the batch is written, so a large batch cannot deadlock against a
     // server whose own replies fill the socket buffers.
     const written = this.#write(lines, 'MAIL', signal);
-    written.catch(() => {});
+    // A failed write must not leave us waiting for replies to commands never sent.
+    const writeFailed = written.then(
+      () => new Promise<never>(() => {}),
+      (err: unknown) => Promise.reject(err),
+    );
+    writeFailed.catch(() => {});
+    const read = (command: string) => Promise.race([this.#read(command, signal), writeFailed]);
     let resetReply: SmtpReply | null = null;
-    if (reset) resetReply = await this.#read('RSET', signal);
-    const mailReply = await this.#read('MAIL', signal);
+    if (reset) resetReply = await read('RSET');
+    const mailReply = await read('MAIL');
     const rcptReplies: SmtpReply[] = [];
-    for (let i = 0; i < plan.rcpts.length; i++) rcptReplies.push(await this.#read('RCPT', signal));
-    const dataReply = plan.useBdat ? null : await this.#read('DATA', signal);
+    for (let i = 0; i < plan.rcpts.length; i++) rcptReplies.push(await read('RCPT'));
+    const dataReply = plan.useBdat ? null : await read('DATA');
     await written;
     const result = this.#collect(plan, rcptReplies, dataReply);
     if (resetReply !== null && resetReply.code !== 250) {
@@ -477,7 +493,7 @@ export class SmtpClientSession {
   async #data(plan: TransactionPlan, facts: BodyFacts, body: MessageBody, signal: AbortSignal | undefined) {
     const writer = new DotWriter();
     const out = new BatchWriter((bytes) => this.#writeData(bytes, 'DATA', signal));
-    for await (const chunk of this.#bodyPieces(facts, body, 'DATA')) {
+    for await (const chunk of this.#boundedPieces(this.#bodyPieces(facts, body, 'DATA'), 'DATA', signal)) {
       const encoded = this.#encode(writer, chunk, plan, 'DATA');
       await out.push(encoded);
     }
@@ -519,7 +535,7 @@ export class SmtpClientSession {
       while (outstanding >= window || (last && outstanding > 0)) await settleOne();
     };
     const chunker = new Chunker(size);
-    for await (const piece of this.#bodyPieces(facts, body, 'BDAT')) {
+    for await (const piece of this.#boundedPieces(this.#bodyPieces(facts, body, 'BDAT'), 'BDAT', signal)) {
       for (const chunk of chunker.push(this.#encode(writer, piece, plan, 'BDAT'))) {
         await sendChunk(chunk, false);
         if (failure !== null) break;
@@ -534,6 +550,31 @@ export class SmtpClientSession {
     if (failure !== null) throw failure;
     // Replies come in order: the last one answers BDAT LAST.
     return lastReply!;
+  }
+
+  /**
+   * Pull from the body source under `dataMs` and the AbortSignal: a stalled producer cannot hold
+   * the connection (and the caller) forever. The source is closed when we stop early.
+   */
+  async *#boundedPieces(
+    pieces: AsyncGenerator<Uint8Array>,
+    command: string,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<Uint8Array> {
+    try {
+      for (;;) {
+        const next = await bounded(pieces.next(), {
+          stage: 'reading the message body',
+          ms: this.#options.timeouts.dataMs,
+          command,
+          signal,
+        });
+        if (next.done) return;
+        yield next.value;
+      }
+    } finally {
+      void pieces.return(undefined).catch(() => {});
+    }
   }
 
   async *#bodyPieces(facts: BodyFacts, body: MessageBody, command: string): AsyncGenerator<Uint8Array> {

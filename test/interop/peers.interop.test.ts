@@ -200,6 +200,8 @@ describe('a private postfix as the server', () => {
         expect(text(m.content)).toBe(`${MESSAGE}\r\n`);
         expect(m.received).toContain('with ESMTPSA');
       }
+      // smtpd logs a session's summary when it ends, possibly after the delivery: poll.
+      await expect.poll(() => pf.sessionSummaries().filter((l) => l.includes('auth=')).length).toBe(2);
       const sessions = pf.sessionSummaries().filter((l) => l.includes('auth='));
       expect(sessions).toHaveLength(2);
       for (const s of sessions) expect(s).toMatch(/starttls=1 auth=1 mail=1 rcpt=1 data=1 quit=1/);
@@ -274,7 +276,7 @@ describe('a private postfix as the server', () => {
       expect(r.commands).toContain('STARTTLS');
       const [m] = await pf.waitForMessages(1);
       expect(text(m!.content)).toBe(MESSAGE);
-      expect(pf.sessionSummaries().some((l) => /starttls=1 .*bdat=1/.test(l))).toBe(true);
+      await expect.poll(() => pf.sessionSummaries().some((l) => /starttls=1 .*bdat=1/.test(l))).toBe(true);
     } finally {
       await pf.stop();
     }

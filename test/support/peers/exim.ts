@@ -225,6 +225,14 @@ login:
   // -bdf: daemon in the foreground (we own its PID); -oX: listening port; no queue runner.
   const daemon = new Daemon('exim', PEER_PATHS.exim, ['-C', confPath, '-bdf', '-oX', String(port)]);
   const stop = async () => {
+    // Let deliveries in progress finish (their processes outlive the daemon and would write into a
+    // removed folder): wait, briefly, for the spool to hold no message.
+    const input = join(spool, 'input');
+    await pollUntil(
+      () => (!existsSync(input) || readdirSync(input).every((f) => !f.endsWith('-H')) ? true : undefined),
+      5_000,
+      () => 'exim spool to drain',
+    ).catch(() => {});
     await daemon.stop();
     removePeerDir(dir);
   };

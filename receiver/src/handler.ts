@@ -23,7 +23,13 @@ import type { Logger } from './log.ts';
 import type { ListenerName, Metrics, RejectReason } from './metrics.ts';
 import { acceptsRecipient } from './policy.ts';
 import { receivedHeader } from './received.ts';
-import { type EnvelopeMeta, type JsonValue, type MessageStore, StoreError } from './store/types.ts';
+import {
+  abortReason,
+  type EnvelopeMeta,
+  type JsonValue,
+  type MessageStore,
+  StoreError,
+} from './store/types.ts';
 import { StoreFeed } from './store-feed.ts';
 import type { UserDb } from './users.ts';
 
@@ -67,6 +73,15 @@ function paramsJson(p: object): { [key: string]: JsonValue } {
 }
 
 const STORE_FAILED = 'Temporary storage failure, please try again later';
+
+/** Rejects with a `StoreError` when `signal` aborts. */
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, rejectPromise) => {
+    const fail = () => rejectPromise(new StoreError(abortReason(signal), 'store time-out'));
+    if (signal.aborted) fail();
+    else signal.addEventListener('abort', fail, { once: true });
+  });
+}
 
 export function createHandler(d: HandlerDeps): SmtpServerHandler {
   const L = { listener: d.listener };
@@ -214,9 +229,13 @@ export function createHandler(d: HandlerDeps): SmtpServerHandler {
       // Store latency: from the client's end of data to the store's answer.
       const storeSeconds = () => (Date.now() - (feed.endedAt ?? Date.now())) / 1000;
       try {
-        const ref = await d.store
+        const put = d.store
           .put({ meta, head, body: feed.stream, signal: feed.signal })
           .finally(() => feed.settle());
+        put.catch(() => {}); // handled through the race below; this keeps a late rejection quiet
+        // A store stuck in a call it cannot interrupt (a hung disk or NFS server) must not hold
+        // the reply: on time-out answer at once; the store still cleans up when its call returns.
+        const ref = await Promise.race([put, aborted(feed.signal)]);
         d.metrics.storeDuration.observe({ store: d.store.kind, result: 'ok' }, storeSeconds());
         d.metrics.messagesAccepted.inc(L);
         d.metrics.bytesReceived.inc(L, feed.bytes);

@@ -1,6 +1,7 @@
 export * from './bdat.ts';
 export * from './command.ts';
 export * from './dot-reader.ts';
+export * from './dot-writer.ts';
 export * from './input.ts';
 export * from './params.ts';
 export * from './reply.ts';

@@ -112,4 +112,30 @@ describe('exim (BDAT client) -> smtp-edge server', () => {
     expect(bounce!.envelope.rcptTo.map((x) => x.address)).toEqual(['zoe@example.org']);
     expect(text(bounce!.bytes)).toContain('550 5.1.1 No such user here');
   });
+
+  it('a message over our SIZE is refused at MAIL (Exim declares SIZE=, RFC 1870 section 6)', async () => {
+    const small = await startInteropServer({ options: { maxMessageBytes: 50_000 } });
+    try {
+      const big = `Subject: big\r\n\r\n${'x'.repeat(998)}\r\n`.repeat(100);
+      const r = await runEximSend({
+        port: small.port,
+        from: 'zoe@example.org',
+        to: ['bob@example.net'],
+        message: big,
+      });
+      expect(r.delivered).toBe(false);
+      expect(r.commands.find((c) => c.startsWith('MAIL FROM:'))).toMatch(/ SIZE=\d+/);
+      // Exim pipelines a first BDAT chunk with MAIL and RCPT. We refuse MAIL (552), then RCPT and
+      // that BDAT (503), skip the chunk's octets instead of reading them as commands, and QUIT works.
+      expect(r.stderr).toMatch(/SMTP<< 552 5\.3\.4 [^\n]*\n\s+SMTP<< 503 5\.5\.1 /);
+      expect(r.stderr).not.toMatch(/SMTP<< 50[0-2] /);
+      expect(r.stderr).toContain('221 2.0.0 mx.smtp-edge.test Bye');
+      expect(r.mainlog).toMatch(
+        /\*\* bob@example\.net .*552 5\.3\.4 Message size exceeds fixed maximum message size/,
+      );
+      expect(small.messages.filter((m) => m.envelope.mailFrom.address !== '')).toHaveLength(0);
+    } finally {
+      await small.close();
+    }
+  });
 });

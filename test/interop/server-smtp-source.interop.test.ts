@@ -84,4 +84,27 @@ describe('smtp-source -> smtp-edge server', () => {
     checkAll(500);
     expect(new Set(srv.messages.map((m) => m.session.id)).size).toBe(500);
   });
+
+  it('messages over the size limit (no SIZE declared) get 552 5.3.4 after the data; the session goes on', async () => {
+    const small = await startInteropServer({ options: { maxMessageBytes: 50_000 } });
+    try {
+      const r = await runSmtpSource({
+        port: small.port,
+        messages: 3,
+        bodyBytes: 100_000,
+        reuseConnection: true,
+        noAbort: true,
+        from: 'load@example.org',
+        to: 'sink@example.net',
+        subject: 'load',
+      });
+      // smtp-source -A reports each refusal and carries on with the next message on the same connection.
+      expect(
+        `${r.stdout}${r.stderr}`.match(/552 5\.3\.4 Message size exceeds fixed maximum message size/g),
+      ).toHaveLength(3);
+      expect(small.messages).toHaveLength(0);
+    } finally {
+      await small.close();
+    }
+  });
 });

@@ -161,14 +161,15 @@ export class Listeners {
   ): Promise<void> {
     const m = this.#o.metrics;
     const peer = canonicalIp(socket.remoteAddress ?? '');
-    // Bound the connections that are not yet counted by the limiter (PROXY wait, handshakes).
+    // Bound the connections in the slow steps before a session or a refusal (PROXY header wait,
+    // TLS handshake): they hold memory and are not counted by the limiter yet.
     if (this.#pending >= this.#o.maxConnections) {
       m.connectionsRefused.inc({ listener: spec.name, reason: 'pending' });
       socket.destroy();
       return;
     }
     this.#pending++;
-    let handedOver = false;
+    let pending = true;
     let key: string | null = null;
     try {
       let remote: ProxiedEndpoint | null = null;
@@ -218,6 +219,8 @@ export class Listeners {
         handshakeTimeoutMs: this.#o.handshakeTimeoutMs,
       });
       const transport = new ReceiverTransport(inner, remote, this.#o.proxyTrusted.length > 0 && !trusted);
+      this.#pending--;
+      pending = false;
       if (verdict !== 'ok') {
         m.connectionsRefused.inc({
           listener: spec.name,
@@ -231,11 +234,9 @@ export class Listeners {
         await spec.engine.refuse(transport, refusal);
         return;
       }
-      this.#pending--;
-      handedOver = true;
       await spec.engine.handle(transport, resolved);
     } finally {
-      if (!handedOver) this.#pending--;
+      if (pending) this.#pending--;
       if (key !== null) this.#limiter.release(key);
     }
   }

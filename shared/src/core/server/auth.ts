@@ -5,7 +5,7 @@
 import type { SaslMechanismName } from '../sasl/mechanisms.ts';
 import { createServerMechanism, type SaslStep, xoauth2ErrorChallenge } from '../sasl/server.ts';
 import type { SmtpReply } from '../status.ts';
-import type { Connection } from './connection.ts';
+import { type Connection, Deadline } from './connection.ts';
 import { limitReached } from './limits.ts';
 import { r, replyOfError } from './replies.ts';
 
@@ -114,12 +114,29 @@ async function failure(conn: Connection, reply: SmtpReply): Promise<void> {
 
 /** One line of the AUTH exchange, or null when the connection ended (a 421 is queued on timeout). */
 async function readAuthLine(conn: Connection): Promise<string | 'too-long' | null> {
+  // One deadline for the whole line (not per read): a client dripping octets cannot hold the
+  // exchange open forever.
+  let deadline: Deadline | null = null;
+  try {
+    return await readAuthLineWithin(conn, () => {
+      deadline ??= new Deadline(conn.options.timers, conn.options.timeouts.commandMs);
+      return deadline;
+    });
+  } finally {
+    (deadline as Deadline | null)?.cancel();
+  }
+}
+
+async function readAuthLineWithin(
+  conn: Connection,
+  deadline: () => Deadline,
+): Promise<string | 'too-long' | null> {
   for (;;) {
     const line = conn.input.readLine(conn.options.maxAuthLineBytes);
     if (line !== null) return line.kind === 'too-long' ? 'too-long' : latin1.decode(line.line);
     await conn.flush();
     if (conn.closing) return null;
-    const event = await conn.waitInput(conn.options.timeouts.commandMs, true);
+    const event = await conn.waitInput(conn.options.timeouts.commandMs, true, deadline());
     if (event === 'data') continue;
     if (event === 'timeout') {
       conn.send(r(421, '4.4.2', `${conn.options.hostname} Timeout, closing connection`));

@@ -18,6 +18,23 @@ import type { Envelope } from './types.ts';
 /** Verbs we know but do not implement (RFC 5321 section 4.2.4: 502). */
 const NOT_IMPLEMENTED = new Set(['EXPN', 'SEND', 'SOML', 'SAML', 'TURN', 'ETRN', 'ATRN']);
 
+/**
+ * HTTP request methods (RFC 9110 section 9). No SMTP verb has these names; a line starting with
+ * one is a browser, a proxy probe or a cross-protocol attack (an HTML form posting SMTP commands
+ * through a victim's browser): close at once rather than answer it line by line.
+ */
+const HTTP_METHODS = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'CONNECT',
+  'OPTIONS',
+  'TRACE',
+  'PATCH',
+]);
+
 export async function dispatch(conn: Connection, line: LineResult): Promise<void> {
   if (line.kind === 'too-long') {
     // RFC 5321 section 4.5.3.1.4 and 4.2.2: "500 Line too long".
@@ -30,6 +47,13 @@ export async function dispatch(conn: Connection, line: LineResult): Promise<void
     return;
   }
   const { verb, args } = cmd;
+  if (HTTP_METHODS.has(verb)) {
+    conn.send(
+      r(421, '4.7.0', `${conn.options.hostname} This is an SMTP server, not HTTP; closing connection`),
+    );
+    conn.closeReason = 'http-request';
+    return;
+  }
   if (conn.refused && verb !== 'QUIT') {
     // RFC 5321 section 3.1: after a 554 greeting, answer 503 until QUIT.
     conn.badCommand(r(503, '5.5.1', 'No service, send QUIT'));
@@ -208,7 +232,13 @@ async function rcpt(conn: Connection, args: string): Promise<void> {
   }
   if (tx.rcptTo.length >= options.maxRecipients) {
     // RFC 5321 section 4.5.3.1.10: 452 too many recipients (the client retries the rest later).
-    conn.send(r(452, '4.5.3', 'Too many recipients'));
+    // A client that keeps going past twice the limit is not retrying later: from there each
+    // excess RCPT counts as a bad command, so a flood of RCPTs ends with 421 (as Postfix's
+    // smtpd_recipient_overshoot_limit does).
+    const reply = r(452, '4.5.3', 'Too many recipients');
+    conn.rcptOvershoot++;
+    if (conn.rcptOvershoot > options.maxRecipients) conn.badCommand(reply);
+    else conn.send(reply);
     return;
   }
   const params = parseRcptParams(conn, split.params);

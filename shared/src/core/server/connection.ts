@@ -39,7 +39,11 @@ export type CloseReason =
   | 'refused'
   | 'write-failed'
   | 'tls-failed'
-  | 'internal-error';
+  | 'internal-error'
+  /** An HTTP request line arrived on the SMTP port (a browser, a proxy probe, a cross-protocol attack). */
+  | 'http-request'
+  /** Commands sent ahead of their replies on a connection that did not negotiate PIPELINING. */
+  | 'improper-pipelining';
 
 export class Connection {
   readonly session: ServerSession;
@@ -60,6 +64,14 @@ export class Connection {
   bdat: BdatState | null = null;
   /** A DATA/BDAT message is being read: shutdown waits for it. */
   inMessage = false;
+  /**
+   * The client sent a command while replies to earlier ones were still unsent, on a session that
+   * did not negotiate PIPELINING (RFC 2920 section 3.1; RFC 5321 section 4.1.1 lock-step):
+   * refused at DATA/BDAT (see data.ts).
+   */
+  pipelinedAhead = false;
+  /** RCPTs answered 452 (too many recipients) on this connection. */
+  rcptOvershoot = 0;
 
   #out: Uint8Array[] = [];
   #outBytes = 0;
@@ -190,8 +202,9 @@ export class Connection {
    * Wait for more octets from the client (pushed into `input`), at most `timeoutMs`.
    * `interruptible`: a graceful shutdown may end the wait (only between commands).
    */
-  async waitInput(timeoutMs: number, interruptible: boolean): Promise<InputEvent> {
+  async waitInput(timeoutMs: number, interruptible: boolean, deadline?: Deadline): Promise<InputEvent> {
     if (interruptible && this.#shutdownRequested) return 'shutdown';
+    if (deadline?.expired) return 'timeout';
     const read = this.#read();
     const { timers } = this.options;
     let timer: unknown;
@@ -201,6 +214,7 @@ export class Connection {
         timer = timers.setTimeout(() => resolve('timeout'), timeoutMs);
       }),
     ];
+    if (deadline) waits.push(deadline.promise);
     if (interruptible) {
       waits.push(
         new Promise<'shutdown'>((resolve) => {
@@ -226,6 +240,23 @@ export class Connection {
    * waiting: this is the batching point of RFC 2920 section 3.1.
    */
   async nextCommandLine(): Promise<LineResult | null> {
+    // The timeout bounds the whole line, not each read: a client dripping one octet just inside
+    // the timeout must not hold the session forever (slowloris). RFC 5321 section 4.5.3.2.7 sets
+    // the time for a command; it does not restart for each TCP segment of it.
+    const timeout =
+      this.#commandsSeen === 0 ? this.options.timeouts.greetingMs : this.options.timeouts.commandMs;
+    let deadline: Deadline | null = null;
+    try {
+      return await this.#nextCommandLine(timeout, () => {
+        deadline ??= new Deadline(this.options.timers, timeout);
+        return deadline;
+      });
+    } finally {
+      (deadline as Deadline | null)?.cancel();
+    }
+  }
+
+  async #nextCommandLine(timeout: number, deadline: () => Deadline): Promise<LineResult | null> {
     for (;;) {
       if (this.closing) return null;
       if (this.#shutdownRequested) {
@@ -234,12 +265,14 @@ export class Connection {
         return null;
       }
       const line = this.input.readLine(this.options.maxCommandLineBytes);
-      if (line !== null) return line;
+      if (line !== null) {
+        // Replies still queued: this command was sent before the client could read them.
+        if (this.#out.length > 0 && !this.pipeliningNegotiated) this.pipelinedAhead = true;
+        return line;
+      }
       await this.flush();
       if (this.closing) return null;
-      const timeout =
-        this.#commandsSeen === 0 ? this.options.timeouts.greetingMs : this.options.timeouts.commandMs;
-      const event = await this.waitInput(timeout, true);
+      const event = await this.waitInput(timeout, true, deadline());
       if (event === 'data') continue;
       if (event === 'eof') {
         this.closeReason = 'eof';
@@ -252,6 +285,11 @@ export class Connection {
       }
       // shutdown: loop once more to queue the 421.
     }
+  }
+
+  /** PIPELINING was advertised and the client said EHLO (RFC 2920 section 3.1). */
+  get pipeliningNegotiated(): boolean {
+    return this.options.extensions.pipelining && this.session.helo?.verb === 'EHLO';
   }
 
   /** Ask the connection to end at its next command boundary (graceful shutdown). */
@@ -335,5 +373,29 @@ export class Connection {
     }
     this.sendPlain(r(220, null, `${o.hostname} ESMTP ${o.banner}`));
     return true;
+  }
+}
+
+/** One timer for a whole exchange (a command line, an AUTH line): resolves 'timeout' once. */
+export class Deadline {
+  readonly promise: Promise<'timeout'>;
+  expired = false;
+  readonly #timers: ResolvedServerOptions['timers'];
+  readonly #handle: unknown;
+
+  constructor(timers: ResolvedServerOptions['timers'], ms: number) {
+    this.#timers = timers;
+    let handle: unknown;
+    this.promise = new Promise<'timeout'>((resolve) => {
+      handle = timers.setTimeout(() => {
+        this.expired = true;
+        resolve('timeout');
+      }, ms);
+    });
+    this.#handle = handle;
+  }
+
+  cancel(): void {
+    this.#timers.clearTimeout(this.#handle);
   }
 }

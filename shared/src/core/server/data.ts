@@ -220,6 +220,7 @@ export async function handleData(conn: Connection, args: string): Promise<void> 
     conn.badCommand(r(503, '5.5.1', 'BODY=BINARYMIME requires BDAT'));
     return;
   }
+  if (improperPipelining(conn)) return;
   if (tx.rcptTo.length === 0) {
     // RFC 5321 section 3.3: "no valid recipients".
     conn.send(r(554, '5.5.1', 'No valid recipients'));
@@ -275,6 +276,23 @@ export async function handleData(conn: Connection, args: string): Promise<void> 
     conn.inMessage = false;
   }
   endTransaction(conn);
+}
+
+/**
+ * A client that sent commands ahead of our replies without having negotiated PIPELINING (it
+ * said HELO, or we did not advertise it) is not a conforming SMTP client (RFC 2920 section 3.1,
+ * RFC 5321 section 4.1.1): typically spamware or a cross-protocol attack that blasts a whole
+ * transaction blind. Its message is refused at DATA/BDAT with 421 and the connection closed
+ * (Postfix's reject_unauth_pipelining does the same at DATA). The replies before it were correct
+ * and in order; nothing of the transaction is acknowledged.
+ */
+function improperPipelining(conn: Connection): boolean {
+  if (!conn.pipelinedAhead) return false;
+  conn.send(
+    r(421, '4.5.0', `${conn.options.hostname} Improper use of SMTP command pipelining, closing connection`),
+  );
+  conn.closeReason = 'improper-pipelining';
+  return true;
 }
 
 /** The envelope as handed to `data`: a copy, so later commands cannot change it under the handler. */
@@ -345,6 +363,7 @@ export async function handleBdat(conn: Connection, args: string): Promise<void> 
     conn.badCommand(r(501, '5.5.4', 'Syntax: BDAT chunk-size [LAST]'));
     return;
   }
+  if (improperPipelining(conn)) return;
   const chunk = new BdatChunk(parsed.size, parsed.last);
   const refuse = async (reply: SmtpReply, bad: boolean): Promise<void> => {
     if (!(await discard(conn, chunk))) return;

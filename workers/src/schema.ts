@@ -66,6 +66,16 @@ export function base64DecodedSize(content: string): number {
   return (compact.length / 4) * 3 - padding;
 }
 
+/**
+ * RFC 6838 section 4.2 type/subtype names, with optional RFC 2045 section 5.1 parameters
+ * (`; name=token` or `; name="quoted"`), no CR/LF anywhere.
+ */
+const MEDIA_TOKEN = '[A-Za-z0-9!#$&^_.+-]';
+const MEDIA_TYPE = new RegExp(
+  `^[A-Za-z0-9]${MEDIA_TOKEN}{0,126}/[A-Za-z0-9]${MEDIA_TOKEN}{0,126}` +
+    `(?:[ \\t]*;[ \\t]*[!#$%&'*+.^_\`|~0-9A-Za-z-]+=(?:[!#$%&'*+.^_\`|~0-9A-Za-z-]+|"[^"\\\\\\r\\n]*"))*$`,
+);
+
 export const AttachmentSchema = z
   .strictObject({
     filename: singleLine(255).min(1, { error: 'must not be empty' }).openapi({ example: 'report.pdf' }),
@@ -77,9 +87,8 @@ export const AttachmentSchema = z
       .openapi({ format: 'byte', example: 'JVBERi0xLjQK' }),
     contentType: z
       .string({ error: 'must be a string' })
-      .regex(/^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/, {
-        error: 'must be a media type such as application/pdf',
-      })
+      .max(998, { error: 'must be at most 998 characters' })
+      .regex(MEDIA_TYPE, { error: 'must be a media type such as application/pdf or text/csv; charset=utf-8' })
       .optional()
       .openapi({ example: 'application/pdf' }),
   })

@@ -3,11 +3,12 @@
  * `Mailer` entrypoint. The HTTP body of `POST /send` and the value `Mailer.send()` resolves to are
  * the same `SendResponse` object.
  *
- * A binding Worker imports only types from here:
+ * A binding Worker imports only types (`@smtp-edge/workers` is this folder as an npm workspace;
+ * `workers/src/index.ts` re-exports everything here):
  *
  * ```ts
- * import type { MailerRpc, SendRequest, SendResponse } from '<path>/workers/src/types.ts';
- * interface Env { MAILER: Service<MailerRpc> }
+ * import type { Mailer } from '@smtp-edge/workers';
+ * interface Env { MAILER: Service<Mailer> }
  * const result = await env.MAILER.send({ from: 'app@example.org', to: 'zoe@example.org', subject: 'Hi', text: 'Hello' });
  * if (!result.ok) console.error(result.error.code, result.error.message);
  * ```

@@ -249,7 +249,10 @@ describe('fields', () => {
     expect(body.error.fields).toEqual([
       { path: 'attachments[0].content', message: base64 },
       { path: 'attachments[1].content', message: base64 },
-      { path: 'attachments[2].contentType', message: 'must be a media type such as application/pdf' },
+      {
+        path: 'attachments[2].contentType',
+        message: 'must be a media type such as application/pdf or text/csv; charset=utf-8',
+      },
       { path: 'attachments[3].filename', message: injection },
     ]);
   });

@@ -22,8 +22,42 @@ export interface Snippet {
   preludeModules?: string[];
 }
 
-/** TS2304 "Cannot find name 'x'." (TS2552, "… Did you mean 'y'?", stays an error). */
+/** TS2304 "Cannot find name 'x'.", and TS2552, the same with "Did you mean 'y'?". */
 const CANNOT_FIND_NAME = 2304;
+const CANNOT_FIND_NAME_DID_YOU_MEAN = 2552;
+
+/** Edit distance, for telling a misspelt export from a placeholder that merely looks like one. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0] as number;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j] as number;
+      row[j] = Math.min(
+        (row[j] as number) + 1,
+        (row[j - 1] as number) + 1,
+        previous + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+      previous = current;
+    }
+  }
+  return row[b.length] as number;
+}
+
+/**
+ * In a fragment, an unknown name is a placeholder unless it is one edit away from (or differs only
+ * in case from) the name TypeScript suggests: then it is a misspelling and stays an error.
+ */
+function isPlaceholder(diagnostic: ts.Diagnostic, name: string): boolean {
+  if (diagnostic.code === CANNOT_FIND_NAME) return true;
+  if (diagnostic.code !== CANNOT_FIND_NAME_DID_YOU_MEAN) return false;
+  const suggestion = /Did you mean '([^']+)'/.exec(
+    ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n'),
+  )?.[1];
+  if (suggestion === undefined) return true;
+  return suggestion.toLowerCase() !== name.toLowerCase() && distance(name, suggestion) > 1;
+}
 
 /** Names a snippet declares or imports at its top level. */
 function ownTopLevelNames(code: string): Set<string> {
@@ -176,14 +210,9 @@ export function checkSnippets(tsconfigPath: string, snippets: Snippet[]): string
   const unknown = new Map<string, Set<string>>();
   compileSnippets(tsconfigPath, withPrelude, (path, diagnostic) => {
     const snippet = withPrelude.find((x) => x.path === path);
-    if (
-      !snippet?.fragment ||
-      diagnostic.code !== CANNOT_FIND_NAME ||
-      !diagnostic.file ||
-      diagnostic.start === undefined
-    )
-      return;
+    if (!snippet?.fragment || !diagnostic.file || diagnostic.start === undefined) return;
     const name = diagnostic.file.text.slice(diagnostic.start, diagnostic.start + (diagnostic.length ?? 0));
+    if (!isPlaceholder(diagnostic, name)) return;
     const set = unknown.get(path) ?? new Set<string>();
     set.add(name);
     unknown.set(path, set);

@@ -16,6 +16,7 @@ import {
   pollUntil,
   removePeerDir,
   requirePeers,
+  retryOnPortClash,
   waitForGreeting,
 } from './process.ts';
 
@@ -143,7 +144,11 @@ asyncio.run(main())
 `;
 
 /** Start aiosmtpd on a free 127.0.0.1 port. */
-export async function startAiosmtpd(opts: AiosmtpdOptions = {}): Promise<Aiosmtpd> {
+export function startAiosmtpd(opts: AiosmtpdOptions = {}): Promise<Aiosmtpd> {
+  return retryOnPortClash(() => startAiosmtpdOnce(opts));
+}
+
+async function startAiosmtpdOnce(opts: AiosmtpdOptions): Promise<Aiosmtpd> {
   requirePeers('python3');
   const host = '127.0.0.1';
   const dir = peerDir('aiosmtpd');

@@ -32,6 +32,7 @@ import {
   removePeerDir,
   requirePeers,
   requireRoot,
+  retryOnPortClash,
   runCommand,
   userIds,
   waitForGreeting,
@@ -121,7 +122,11 @@ function list(xs: string[] | undefined): string {
 }
 
 /** Start an Exim daemon on a free 127.0.0.1 port. */
-export async function startExim(opts: EximServerOptions = {}): Promise<EximServer> {
+export function startExim(opts: EximServerOptions = {}): Promise<EximServer> {
+  return retryOnPortClash(() => startEximOnce(opts));
+}
+
+async function startEximOnce(opts: EximServerOptions): Promise<EximServer> {
   const { dir, spool, log, mail } = eximDirs('exim');
   writeFileSync(join(dir, 'deliver.sh'), DELIVER_SH, { mode: 0o755 });
   const host = '127.0.0.1';

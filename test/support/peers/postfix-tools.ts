@@ -16,6 +16,7 @@ import {
   type RunResult,
   removePeerDir,
   requirePeers,
+  retryOnPortClash,
   runCommand,
   userIds,
   waitForGreeting,
@@ -168,7 +169,11 @@ function listFiles(dir: string): string[] {
 }
 
 /** Start postfix's smtp-sink on a free 127.0.0.1 port. */
-export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSink> {
+export function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSink> {
+  return retryOnPortClash(() => startSmtpSinkOnce(opts));
+}
+
+async function startSmtpSinkOnce(opts: SmtpSinkOptions): Promise<SmtpSink> {
   requirePeers('smtpSink');
   const dir = peerDir('sink');
   chmodSync(dir, 0o755); // smtp-sink writes as nobody

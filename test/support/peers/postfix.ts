@@ -33,6 +33,7 @@ import {
   removePeerDir,
   requirePeers,
   requireRoot,
+  retryOnPortClash,
   runCommand,
   track,
   userIds,
@@ -120,7 +121,11 @@ mv "$f.tmp" "$f.eml" || exit 75
 `;
 
 /** Start a private Postfix instance; needs root (postfix start/stop) and the postfix package. */
-export async function startPrivatePostfix(opts: PrivatePostfixOptions = {}): Promise<PrivatePostfix> {
+export function startPrivatePostfix(opts: PrivatePostfixOptions = {}): Promise<PrivatePostfix> {
+  return retryOnPortClash(() => startPrivatePostfixOnce(opts));
+}
+
+async function startPrivatePostfixOnce(opts: PrivatePostfixOptions): Promise<PrivatePostfix> {
   requirePeers('postfix');
   requireRoot('a private postfix instance');
   if (opts.sasl) requirePeers('saslpasswd2');

@@ -139,6 +139,24 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/**
+ * Run `start` again (up to `attempts` times) when it failed because its port was taken between
+ * `freePort()` and the peer's own bind: other processes' outgoing connections draw local ports
+ * from the same ephemeral range. Each attempt must pick a new port.
+ */
+export async function retryOnPortClash<T>(start: () => Promise<T>, attempts = 4): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await start();
+    } catch (e) {
+      const clash = /address already in use|EADDRINUSE|bind\(\) to port .* failed/i.test(
+        String((e as Error)?.message),
+      );
+      if (!clash || i >= attempts) throw e;
+    }
+  }
+}
+
 /** Something we started and must stop: a child process or a daemonized instance. */
 interface Live {
   /** Synchronous last-resort kill, used when the test process exits. */

@@ -13,7 +13,7 @@
  *
  * Everything is configurable through SMTP_EDGE_* variables (`npm start -- --help`).
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { killAllSync, ManagedChild, stopAll } from './lib/children.ts';
@@ -238,17 +238,19 @@ function banner(settings: Settings, state: DevState, repoDevVarsNote: string | n
 /**
  * `wrangler dev` is given the generated variables with `--env-file`, so a `.dev.vars` of yours is
  * never read by `npm start`. On the default state directory, a missing `.dev.vars` is created as a
- * copy, so that `npm run dev` alone relays through a receiver started with the same settings.
+ * copy (mode 0600), so that `npm run dev` alone relays through a receiver started with the same
+ * settings. Returns a line to print, or null.
  */
-function syncRepoDevVars(settings: Settings, state: DevState): string | null {
-  const repoDevVars = join(REPO, '.dev.vars');
-  if (settings.stateDir !== join(REPO, '.smtp-edge')) return null;
+export function syncRepoDevVars(repo: string, stateDir: string, devVarsPath: string): string | null {
+  const repoDevVars = join(repo, '.dev.vars');
+  if (resolve(stateDir) !== join(repo, '.smtp-edge')) return null;
+  const generated = readFileSync(devVarsPath, 'utf8');
   if (!existsSync(repoDevVars)) {
-    copyFileSync(state.devVarsPath, repoDevVars);
+    writeFileSync(repoDevVars, generated, { mode: 0o600, flag: 'wx' });
     return 'Created .dev.vars (a copy of the Worker variables above, for `npm run dev`).';
   }
-  if (readFileSync(repoDevVars, 'utf8') !== readFileSync(state.devVarsPath, 'utf8')) {
-    return `Note: your .dev.vars is not used by npm start; it uses ${relative(REPO, state.devVarsPath)}.`;
+  if (readFileSync(repoDevVars, 'utf8') !== generated) {
+    return `Note: your .dev.vars is not used by npm start; it uses ${relative(repo, devVarsPath)}.`;
   }
   return null;
 }
@@ -277,7 +279,7 @@ async function main(): Promise<number> {
     process.stdout.write(`First run: created ${state.created.join(', ')} in ${displayPath(state.dir)}\n`);
   }
   mkdirSync(settings.dataDir, { recursive: true });
-  const devVarsNote = syncRepoDevVars(settings, state);
+  const devVarsNote = syncRepoDevVars(REPO, settings.stateDir, state.devVarsPath);
 
   const write = (text: string) => process.stdout.write(text);
   const children: ManagedChild[] = [];

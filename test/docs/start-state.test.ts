@@ -4,14 +4,14 @@
  * secrets are private files, a second run keeps the credentials, broken state is reported plainly.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect, createServer as createTlsServer } from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
 import { devVarsText, ensureDevState, StartError } from '../../scripts/lib/dev-state.ts';
-import { formatLogLine } from '../../scripts/start.ts';
+import { formatLogLine, syncRepoDevVars } from '../../scripts/start.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const dirs: string[] = [];
@@ -227,5 +227,30 @@ describe('formatLogLine (receiver log lines in the npm start output)', () => {
   it('leaves other lines alone', () => {
     expect(formatLogLine('plain text')).toBe('plain text');
     expect(formatLogLine('{not json')).toBe('{not json');
+  });
+});
+
+describe('syncRepoDevVars (.dev.vars for npm run dev)', () => {
+  it('creates a private .dev.vars on the default state directory, never overwrites yours', () => {
+    const repo = tempDir();
+    const state = ensureDevState(join(repo, '.smtp-edge'), relay);
+    expect(syncRepoDevVars(repo, state.dir, state.devVarsPath)).toBe(
+      'Created .dev.vars (a copy of the Worker variables above, for `npm run dev`).',
+    );
+    expect(readFileSync(join(repo, '.dev.vars'), 'utf8')).toBe(readFileSync(state.devVarsPath, 'utf8'));
+    expect(statSync(join(repo, '.dev.vars')).mode & 0o777).toBe(0o600);
+    expect(syncRepoDevVars(repo, state.dir, state.devVarsPath)).toBeNull();
+    writeFileSync(join(repo, '.dev.vars'), 'API_KEYS=mine\n');
+    expect(syncRepoDevVars(repo, state.dir, state.devVarsPath)).toBe(
+      'Note: your .dev.vars is not used by npm start; it uses .smtp-edge/dev.vars.',
+    );
+    expect(readFileSync(join(repo, '.dev.vars'), 'utf8')).toBe('API_KEYS=mine\n');
+  });
+
+  it('leaves the repository alone when the state lives elsewhere', () => {
+    const repo = tempDir();
+    const state = ensureDevState(join(tempDir(), 'state'), relay);
+    expect(syncRepoDevVars(repo, state.dir, state.devVarsPath)).toBeNull();
+    expect(existsSync(join(repo, '.dev.vars'))).toBe(false);
   });
 });

@@ -79,3 +79,35 @@ export async function until(cond: () => boolean, what: string, tries = 400, ever
   }
   throw new Error(`never happened: ${what}`);
 }
+
+const REPLY_LINE = /^([2-5][0-9][0-9])([ -])(.*)$/s;
+const ENHANCED = /^([245])\.[0-9]{1,3}\.[0-9]{1,3}(?: |$)/;
+
+/** Every octet is part of a well-formed reply; returns the reply codes. */
+export function checkReplies(text: string): number[] {
+  const codes: number[] = [];
+  if (text === '') return codes;
+  if (!text.endsWith('\r\n'))
+    throw new Error(`output does not end with CRLF: ${JSON.stringify(text.slice(-80))}`);
+  const lines = text.slice(0, -2).split('\r\n');
+  let open: string | null = null;
+  for (const line of lines) {
+    const m = REPLY_LINE.exec(line);
+    if (!m) throw new Error(`not a reply line: ${JSON.stringify(line)}`);
+    const [, code, sep, rest] = m as unknown as [string, string, string, string];
+    if (line.length + 2 > 512) throw new Error(`reply line over 512 octets (${line.length + 2})`);
+    if (/[\x00-\x1f\x7f]/.test(rest)) throw new Error(`control character in ${JSON.stringify(line)}`);
+    if (open !== null && open !== code) throw new Error(`multi-line reply changes code: ${open} -> ${code}`);
+    if (open === null) {
+      const klass = code[0]!;
+      const enhanced = ENHANCED.exec(rest);
+      if (enhanced && enhanced[1] !== klass) throw new Error(`enhanced code class mismatch: ${line}`);
+      if ((klass === '4' || klass === '5') && !enhanced)
+        throw new Error(`4xx/5xx without enhanced code: ${line}`);
+    }
+    open = sep === '-' ? code : null;
+    if (open === null) codes.push(Number(code));
+  }
+  if (open !== null) throw new Error('unterminated multi-line reply');
+  return codes;
+}

@@ -195,4 +195,24 @@ describe('smtp-edge client -> aiosmtpd', () => {
       await tlsServer.stop();
     }
   });
+
+  it('no STARTTLS offered: "required" fails with SmtpTlsError, "opportunistic" sends in clear text', async () => {
+    const plain = await startAiosmtpd({ tls: false });
+    try {
+      const envelope = { from: 'edge@example.org', to: ['bob@example.net'] };
+      const e = await sendMail(
+        base({ port: plain.port, starttlsPolicy: 'required' }),
+        envelope,
+        message('req'),
+      ).catch((err: unknown) => err);
+      expect((e as SmtpError).kind).toBe('tls');
+      expect(plain.messages()).toHaveLength(0);
+      await sendMail(base({ port: plain.port, starttlsPolicy: 'opportunistic' }), envelope, message('opp'));
+      const [m] = await plain.waitForMessages(1);
+      expect(m?.tls).toBe(false);
+      expect(text(m!.content)).toBe(message('opp'));
+    } finally {
+      await plain.stop();
+    }
+  });
 });

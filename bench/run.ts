@@ -75,8 +75,8 @@ async function main(): Promise<number> {
   mkdirSync(workDir, { recursive: true });
   const ctx: BenchContext = {
     quick: args.quick,
-    targetSeconds: args.quick ? 0.6 : 1.5,
-    rounds: args.quick ? 1 : 2,
+    targetSeconds: args.quick ? 0.6 : 1.0,
+    rounds: args.quick ? 1 : 3,
     workDir,
     log: (t) => process.stdout.write(`${t}\n`),
   };

@@ -5,6 +5,7 @@
  * about `ctx.targetSeconds`. Reported: the best rate of the rounds and the lowest CPU
  * milliseconds per message of the measured process.
  */
+import { machineTicks } from './proc.ts';
 import type { RunningServer } from './servers.ts';
 import { smtpSource } from './smtp-source.ts';
 import { type BenchContext, type Measurement, round } from './types.ts';
@@ -13,6 +14,8 @@ export interface OneRun {
   wallMs: number;
   /** CPU ms of the measured process for the whole run. */
   cpuMs: number | null;
+  /** CPU ms of the load generator for the whole run, when known. */
+  loadGenCpuMs?: number | null;
 }
 
 export interface Contender {
@@ -50,11 +53,14 @@ export async function measureInterleaved(
       if (failed.has(c)) continue;
       const count = counts.get(c)!;
       try {
+        const t0 = machineTicks();
         const m = await c.once(count);
+        const t1 = machineTicks();
+        const busy = t1.total > t0.total ? round((100 * (t1.busy - t0.busy)) / (t1.total - t0.total)) : 0;
         const rate = count / (m.wallMs / 1000);
         const cpu = m.cpuMs === null ? null : m.cpuMs / count;
         ctx.log(
-          `    ${c.label.padEnd(44)} ${String(Math.round(rate)).padStart(7)}/s  ${cpu === null ? '' : `${cpu.toFixed(3)} CPU ms each`}  (${count})`,
+          `    ${c.label.padEnd(44)} ${String(Math.round(rate)).padStart(7)}/s  ${cpu === null ? '' : `${cpu.toFixed(3)} CPU ms each`}  (${count}; machine ${busy}% busy)`,
         );
         const prev = out.get(c);
         if (prev === undefined) {
@@ -65,12 +71,16 @@ export async function measureInterleaved(
             rate: round(rate, 1),
             rounds: [round(rate, 1)],
             cpuMsPerMsg: cpu === null ? null : round(cpu, 4),
+            machineBusyPct: busy,
+            ...(m.loadGenCpuMs ? { loadGenCpuMsPerMsg: round(m.loadGenCpuMs / count, 4) } : {}),
           });
         } else {
           prev.rounds.push(round(rate, 1));
           if (rate > prev.rate) {
             prev.rate = round(rate, 1);
             prev.wallMs = round(m.wallMs);
+            prev.machineBusyPct = busy;
+            if (m.loadGenCpuMs) prev.loadGenCpuMsPerMsg = round(m.loadGenCpuMs / count, 4);
           }
           if (cpu !== null)
             prev.cpuMsPerMsg = round(Math.min(prev.cpuMsPerMsg ?? Number.POSITIVE_INFINITY, cpu), 4);
@@ -128,7 +138,7 @@ export function sourceContender(s: RunningServer, shape: LoadShape, label = s.la
       if (before !== null && after !== null && after - before !== count) {
         throw new Error(`${s.label} accepted ${after - before} of ${count} messages`);
       }
-      return { wallMs: r.wallMs, cpuMs };
+      return { wallMs: r.wallMs, cpuMs, loadGenCpuMs: r.sourceCpuMs };
     },
   };
 }

@@ -58,6 +58,15 @@ export function cpuMs(pid: number): number {
   return ((utime + stime) * 1000) / CLK_TCK;
 }
 
+/** Whole-machine CPU jiffies (all cores) from /proc/stat: busy and total. */
+export function machineTicks(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
 /** Resident set size of a process in bytes, from /proc. */
 export function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

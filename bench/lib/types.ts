@@ -12,6 +12,10 @@ export interface Measurement {
   rounds: number[];
   /** CPU milliseconds of the measured process per message (lowest of the rounds), when known. */
   cpuMsPerMsg: number | null;
+  /** Whole-machine CPU busy % (all cores, every process) during the best round. */
+  machineBusyPct?: number;
+  /** CPU ms of the load generator (smtp-source) per message in the best round, when known. */
+  loadGenCpuMsPerMsg?: number;
   error?: string;
 }
 

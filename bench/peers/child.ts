@@ -51,3 +51,10 @@ export function arg(name: string, fallback: string): string {
   const found = process.argv.find((a) => a.startsWith(prefix));
   return found === undefined ? fallback : found.slice(prefix.length);
 }
+
+/** Exit cleanly (so `--cpu-prof` writes its profile) on SIGTERM or when the parent goes away. */
+export function exitOnStop(): void {
+  const bye = (): void => process.exit(0);
+  process.on('SIGTERM', bye);
+  process.on('disconnect', bye);
+}

@@ -5,7 +5,7 @@
  */
 import { connectSmtp } from '../../shared/src/adapter/node/client.ts';
 import type { SmtpClientSession } from '../../shared/src/core/client/session.ts';
-import { arg } from './child.ts';
+import { arg, exitOnStop } from './child.ts';
 import { rawMessage } from './message.ts';
 
 const port = Number(arg('port', '0'));
@@ -50,4 +50,5 @@ process.on('message', (m: { type: string; messages?: number }) => {
     (e: unknown) => process.send?.({ type: 'error', message: String((e as Error)?.stack ?? e) }),
   );
 });
+exitOnStop();
 process.send?.({ type: 'ready' });

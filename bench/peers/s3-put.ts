@@ -4,7 +4,7 @@
  * receiver's store. Replies over IPC: {type:'run', wallMs, cpuMs}.
  */
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { arg } from './child.ts';
+import { arg, exitOnStop } from './child.ts';
 
 const concurrency = Number(arg('concurrency', '10'));
 const bytes = Number(arg('bytes', '10240'));
@@ -51,4 +51,5 @@ process.on('message', (m: { type: string; messages?: number }) => {
     (e: unknown) => process.send?.({ type: 'error', message: String((e as Error)?.stack ?? e) }),
   );
 });
+exitOnStop();
 process.send?.({ type: 'ready' });

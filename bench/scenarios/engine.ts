@@ -85,6 +85,9 @@ export async function scalingScenario(ctx: BenchContext): Promise<ScenarioResult
         label,
         config: { sessions, bytes: 10 * 1024, reuse: true },
         results,
+        notes: [
+          `best round: machine CPU busy ${results.map((m) => `${m.peer} ${m.machineBusyPct ?? '?'}%`).join(', ')}; smtp-source CPU per message ${results.map((m) => `${m.peer} ${m.loadGenCpuMsPerMsg?.toFixed(3) ?? '?'} ms`).join(', ')}`,
+        ],
         ratios: [
           ratio(
             'ours / smtp-server (no delay)',

@@ -50,9 +50,16 @@ export const AddressSchema = z
   });
 
 export const AddressListSchema = z
-  .union([AddressSchema, z.array(AddressSchema).min(1, { error: 'must not be an empty list' })], {
-    error: 'must be an address or an array of addresses',
-  })
+  .union(
+    [
+      AddressSchema,
+      z
+        .array(AddressSchema)
+        .min(1, { error: 'must not be an empty list' })
+        .max(1000, { error: 'must hold at most 1000 addresses' }),
+    ],
+    { error: 'must be an address or an array of addresses' },
+  )
   .openapi('AddressList', { description: 'One address or an array of addresses.' });
 
 /** RFC 4648 section 4 alphabet with padding; whitespace (line breaks of MIME encoders) is ignored. */
@@ -248,6 +255,30 @@ export function formatPath(path: readonly PropertyKey[]): string {
 
 export type Validation = { ok: true; value: ParsedSendRequest } | { ok: false; fields: FieldError[] };
 
+/**
+ * `to` + `cc` + `bcc` over `MAX_RECIPIENTS`: the list where the total crosses the limit. Works on
+ * the raw input (a present non-array value counts as one address).
+ */
+function recipientLimit(input: Record<string, unknown>, limits: Limits): FieldError | undefined {
+  const counts = (['to', 'cc', 'bcc'] as const).map((path) => {
+    const value = input[path];
+    return [path, value === undefined ? 0 : Array.isArray(value) ? value.length : 1] as const;
+  });
+  const sum = counts.reduce((n, [, c]) => n + c, 0);
+  if (sum <= limits.maxRecipients) return undefined;
+  let total = 0;
+  for (const [path, count] of counts) {
+    total += count;
+    if (count > 0 && total > limits.maxRecipients) {
+      return {
+        path,
+        message: `too many recipients: to, cc and bcc hold ${sum} together and the limit is ${limits.maxRecipients}`,
+      };
+    }
+  }
+  return undefined;
+}
+
 function asArray<T>(value: T | T[] | undefined): T[] {
   if (value === undefined) return [];
   return Array.isArray(value) ? value : [value];
@@ -261,29 +292,17 @@ export function validateSendRequest(input: unknown, limits: Limits): Validation 
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     return { ok: false, fields: [{ path: '', message: 'the body must be a JSON object' }] };
   }
+  // Too many recipients is refused before the (costlier) field-by-field parse.
+  const early = recipientLimit(input as Record<string, unknown>, limits);
+  if (early !== undefined) return { ok: false, fields: [early] };
   const parsed = SendRequestSchema.safeParse(input);
   if (!parsed.success) return { ok: false, fields: dedupe(flattenIssues(parsed.error.issues, [])) };
 
   const value = parsed.data;
   const fields: FieldError[] = [];
-  const recipientLists = [
-    ['to', asArray(value.to).length],
-    ['cc', asArray(value.cc).length],
-    ['bcc', asArray(value.bcc).length],
-  ] as const;
-  let total = 0;
-  for (const [path, count] of recipientLists) {
-    total += count;
-    if (count > 0 && total > limits.maxRecipients) {
-      fields.push({
-        path,
-        message: `too many recipients: to, cc and bcc hold ${recipientLists.reduce((n, [, c]) => n + c, 0)} together and the limit is ${limits.maxRecipients}`,
-      });
-      break;
-    }
-  }
-  if (total === 0)
+  if (asArray(value.to).length + asArray(value.cc).length + asArray(value.bcc).length === 0) {
     fields.push({ path: 'to', message: 'at least one recipient is required in to, cc or bcc' });
+  }
   if (value.text === undefined && value.html === undefined && (value.attachments?.length ?? 0) === 0) {
     fields.push({ path: 'text', message: 'the message is empty: give text, html or attachments' });
   }

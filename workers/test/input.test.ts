@@ -284,6 +284,14 @@ describe('fields', () => {
     ]);
   });
 
+  it('refuses a huge recipient list outright, before looking at each address', async () => {
+    const to = Array.from({ length: 5000 }, (_, i) => (i === 7 ? 42 : `r${i}@example.org`));
+    const body = await failureOf(await post({ from: 'app@example.org', to, text: 'x' }), 400);
+    expect(body.error.fields).toEqual([
+      { path: 'to', message: 'too many recipients: to, cc and bcc hold 5000 together and the limit is 50' },
+    ]);
+  });
+
   it('refuses attachments over MAX_ATTACHMENT_BYTES once decoded', async () => {
     const content = btoa('x'.repeat(1500));
     const body = await failureOf(

@@ -1,10 +1,10 @@
 /**
  * The HTTP API: `POST /send` and `GET /openapi.json`.
  *
- * `POST /send` checks, in this order: the API key (401), the configuration (500), the media type
- * (415), the body size from `Content-Length` and then while reading (413), JSON (400), the fields
- * (400), then composes and relays (200, 422, 502, 503, 504). Every response carries
- * `X-Request-Id`, and every JSON body `requestId`.
+ * `POST /send` checks, in this order: that API_KEYS is set (500), the key (401), the rest of the
+ * configuration (500), the media type (415), the body size from `Content-Length` and then while
+ * reading (413), JSON (400), the fields (400); then it composes and relays (200, 422, 502, 503,
+ * 504). Every response carries `X-Request-Id`, and every JSON body `requestId`.
  */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { checkBearer, wwwAuthenticate } from './auth.ts';

@@ -214,7 +214,7 @@ export class Connection {
         timer = timers.setTimeout(() => resolve('timeout'), timeoutMs);
       }),
     ];
-    if (deadline) waits.push(deadline.promise);
+    if (deadline) waits.push(deadline.listen());
     if (interruptible) {
       waits.push(
         new Promise<'shutdown'>((resolve) => {
@@ -224,6 +224,7 @@ export class Connection {
     }
     const outcome = await Promise.race(waits);
     timers.clearTimeout(timer);
+    deadline?.unlisten();
     this.#shutdownWake = null;
     if (outcome === 'timeout' || outcome === 'shutdown') return outcome;
     this.#pendingRead = null;
@@ -376,26 +377,39 @@ export class Connection {
   }
 }
 
-/** One timer for a whole exchange (a command line, an AUTH line): resolves 'timeout' once. */
+/**
+ * One timer for a whole exchange (a command line, an AUTH line). Waits subscribe one listener
+ * at a time and unsubscribe after: a long-lived promise raced against every read would keep
+ * every read's outcome (its octets) reachable until the deadline (the Promise.race leak).
+ */
 export class Deadline {
-  readonly promise: Promise<'timeout'>;
   expired = false;
   readonly #timers: ResolvedServerOptions['timers'];
   readonly #handle: unknown;
+  #listener: (() => void) | null = null;
 
   constructor(timers: ResolvedServerOptions['timers'], ms: number) {
     this.#timers = timers;
-    let handle: unknown;
-    this.promise = new Promise<'timeout'>((resolve) => {
-      handle = timers.setTimeout(() => {
-        this.expired = true;
-        resolve('timeout');
-      }, ms);
+    this.#handle = timers.setTimeout(() => {
+      this.expired = true;
+      this.#listener?.();
+    }, ms);
+  }
+
+  /** A promise for this wait only; call `unlisten()` when the wait is over. */
+  listen(): Promise<'timeout'> {
+    return new Promise<'timeout'>((resolve) => {
+      if (this.expired) resolve('timeout');
+      else this.#listener = () => resolve('timeout');
     });
-    this.#handle = handle;
+  }
+
+  unlisten(): void {
+    this.#listener = null;
   }
 
   cancel(): void {
+    this.#listener = null;
     this.#timers.clearTimeout(this.#handle);
   }
 }

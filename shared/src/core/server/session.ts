@@ -18,7 +18,7 @@ let counter = 0;
 
 /** A unique, log-friendly connection id: 12 random hex digits and a process-wide counter. */
 export function newSessionId(): string {
-  globalThis.crypto.getRandomValues(random);
+  crypto.getRandomValues(random);
   let hex = '';
   for (const b of random) hex += b.toString(16).padStart(2, '0');
   counter = (counter + 1) % Number.MAX_SAFE_INTEGER;

@@ -43,7 +43,11 @@ export function isPermanent(code: number): boolean {
 }
 
 /** Build a reply value; `text` may hold several lines separated by `\n`. */
-export function reply(code: number, enhancedCode: EnhancedCode | null, text: string | readonly string[]): SmtpReply {
+export function reply(
+  code: number,
+  enhancedCode: EnhancedCode | null,
+  text: string | readonly string[],
+): SmtpReply {
   const lines = typeof text === 'string' ? text.split('\n') : [...text];
   return { code, enhancedCode, lines: lines.length === 0 ? [''] : lines };
 }

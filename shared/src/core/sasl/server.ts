@@ -177,7 +177,7 @@ function login(): ServerMechanism {
 
 function defaultNonce(): string {
   const words = new Uint32Array(2);
-  globalThis.crypto.getRandomValues(words);
+  crypto.getRandomValues(words);
   return `${words[0]}${words[1]}.${Date.now()}`;
 }
 

@@ -1,7 +1,8 @@
 /**
  * The operations endpoint on RECEIVER_HTTP_PORT (plain HTTP, meant for the cluster network):
  * - `GET /healthz`: 200 while the process runs (liveness).
- * - `GET /readyz`: 200 when the store answered its check recently and the receiver is not draining,
+ * - `GET /readyz`: 200 when start-up has finished, the store answered its check recently and the
+ *   receiver is not draining,
  *   else 503 with the reason (readiness: take this instance out of the load balancer).
  * - `GET /metrics`: Prometheus text format.
  * Store checks are coalesced and cached for `checkCacheMs`, so probes cannot hammer S3.
@@ -15,6 +16,8 @@ export interface OpsServerOptions {
   store: Pick<MessageStore, 'check'>;
   metrics: Metrics;
   isDraining: () => boolean;
+  /** False until start-up has finished (every listener bound): `/readyz` answers 503 `starting`. */
+  isStarted?: () => boolean;
   checkTimeoutMs?: number;
   checkCacheMs?: number;
 }
@@ -26,7 +29,7 @@ export class OpsServer {
   private pending: Promise<string | null> | null = null;
 
   constructor(options: OpsServerOptions) {
-    this.o = { checkTimeoutMs: 2000, checkCacheMs: 2000, ...options };
+    this.o = { checkTimeoutMs: 2000, checkCacheMs: 2000, isStarted: () => true, ...options };
     this.server = createServer((req, res) => {
       this.handle(req, res).catch(() => {
         if (!res.headersSent) res.writeHead(500);
@@ -71,6 +74,10 @@ export class OpsServer {
     if (path === '/readyz') {
       if (this.o.isDraining()) {
         res.writeHead(503, { 'content-type': 'text/plain' }).end('draining\n');
+        return;
+      }
+      if (!this.o.isStarted()) {
+        res.writeHead(503, { 'content-type': 'text/plain' }).end('starting\n');
         return;
       }
       const error = await this.storeStatus();

@@ -53,8 +53,6 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`receiver: ${text}\n`);
     return 1;
   }
-  const ports = Object.fromEntries(Object.entries(service.addresses).map(([k, a]) => [k, a?.port ?? null]));
-  log.info({ event: 'listening', bind: config.bind, ports, store: service.store.location }, 'receiver ready');
 
   return new Promise<number>((resolve) => {
     let signals = 0;

@@ -112,6 +112,7 @@ export async function startReceiver(config: ReceiverConfig, log: Logger): Promis
   });
   const rate = new MessageRate(config.messagesPerIpPerMinute);
   let draining = false;
+  let started = false;
 
   const listeners = new Listeners({
     secureContext,
@@ -152,7 +153,7 @@ export async function startReceiver(config: ReceiverConfig, log: Logger): Promis
   };
 
   const addresses: Partial<Record<ListenerName | 'http', AddressInfo>> = {};
-  const ops = new OpsServer({ store, metrics, isDraining: () => draining });
+  const ops = new OpsServer({ store, metrics, isDraining: () => draining, isStarted: () => started });
   const specs: { name: ListenerName; port: number | null; implicitTls: boolean; startTls: boolean }[] = [
     { name: 'mx', port: config.mxPort, implicitTls: false, startTls: secureContext !== null },
     { name: 'submission', port: config.submissionPort, implicitTls: false, startTls: true },
@@ -191,6 +192,10 @@ export async function startReceiver(config: ReceiverConfig, log: Logger): Promis
   const status = await ops.storeStatus();
   if (status !== null)
     log.warn({ store: store.location, error: status }, 'store not reachable yet: /readyz answers 503');
+
+  const ports = Object.fromEntries(Object.entries(addresses).map(([k, a]) => [k, a?.port ?? null]));
+  log.info({ event: 'listening', bind: config.bind, ports, store: store.location }, 'receiver ready');
+  started = true;
 
   let stopping: Promise<void> | null = null;
   return {

@@ -46,6 +46,21 @@ describe('OpsServer', () => {
     expect((await fetch(`${base}/healthz`, { method: 'POST' })).status).toBe(405);
   });
 
+  it('is not ready until start-up has finished', async () => {
+    let started = false;
+    ops = new OpsServer({
+      store: { check: async () => {} },
+      metrics: new Metrics(),
+      isDraining: () => false,
+      isStarted: () => started,
+    });
+    const { port } = await ops.listen(0, '127.0.0.1');
+    const first = await fetch(`http://127.0.0.1:${port}/readyz`);
+    expect([first.status, await first.text()]).toEqual([503, 'starting\n']);
+    started = true;
+    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+  });
+
   it('reports a hanging store check as not ready', async () => {
     const metrics = new Metrics();
     ops = new OpsServer({

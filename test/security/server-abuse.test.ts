@@ -29,8 +29,20 @@ const AUTH_GOOD = `AUTH PLAIN ${b64('\0user\0pass')}`;
 const auth = (_s: unknown, c: { username: string; password?: string }) =>
   c.username === 'user' && c.password === 'pass' ? { user: 'user' } : null;
 
+/** Why each session ended, as the close hook sees it (what a receiver logs). */
+let reasons: string[] = [];
+
 async function start(setup: TestServerSetup = {}): Promise<TestServer> {
-  srv = await startTestServer(setup);
+  reasons = [];
+  srv = await startTestServer({
+    ...setup,
+    handler: {
+      ...setup.handler,
+      close: (session) => {
+        reasons.push(session.closeReason ?? 'unset');
+      },
+    },
+  });
   return srv;
 }
 
@@ -141,6 +153,8 @@ describe('pipelining abuse (RFC 2920 section 3.1)', () => {
     await c.waitClosed();
     expect(c.pending).toBe('');
     expect(s.messages).toEqual([]);
+    await until(() => reasons.length === 1, 'close hook');
+    expect(reasons).toEqual(['improper-pipelining']);
     await honestDelivery(s);
   });
 
@@ -222,6 +236,8 @@ describe('floods', () => {
     }
     expect(c.pending).toBe('421 4.4.2 mx.test Timeout, closing connection\r\n');
     expect(sent).toBeLessThan(line.length);
+    await until(() => reasons.length === 1, 'close hook');
+    expect(reasons).toEqual(['timeout']);
     await honestDelivery(s);
   });
 
@@ -265,6 +281,8 @@ describe('floods', () => {
     ]);
     await c.waitClosed();
     expect(guesses).toBe(3);
+    await until(() => reasons.length === 1, 'close hook');
+    expect(reasons).toEqual(['too-many-auth-failures']);
   });
 
   it('20,000 pipelined RCPTs: 100 accepted, 452 4.5.3, then counted as errors and 421 4.7.0', async () => {
@@ -290,6 +308,8 @@ describe('floods', () => {
     expect(replies[210]!.raw).toBe('421 4.7.0 mx.test Too many errors, closing connection\r\n');
     await c.waitClosed();
     expect(seen).toBe(100);
+    await until(() => reasons.length === 1, 'close hook');
+    expect(reasons).toEqual(['too-many-errors']);
     await honestDelivery(s);
   });
 
@@ -396,6 +416,8 @@ describe('floods', () => {
     await c.waitClosed();
     expect(c.pending).toBe('');
     expect(mails).toBe(0);
+    await until(() => reasons.length === 1, 'close hook');
+    expect(reasons).toEqual(['http-request']);
     const d = await RawClient.connect(s.port);
     await d.reply();
     d.send('GET / HTTP/1.0\r\n\r\n');

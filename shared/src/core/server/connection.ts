@@ -327,6 +327,7 @@ export class Connection {
       await this.flush().catch(() => {});
       this.bdat?.intake?.abort('connection closed');
       await this.transport.close().catch(() => {});
+      this.session.closeReason = this.closeReason ?? 'eof';
       try {
         this.handler.close?.(this.session);
       } catch (error) {

@@ -11,6 +11,7 @@
  * The phase is derived from the fields (helo, transaction), so it cannot drift from them.
  */
 import type { Endpoint, TlsInfo, Transport } from '../transport.ts';
+import type { CloseReason } from './connection.ts';
 import type { Envelope, SmtpSession } from './types.ts';
 
 const random = new Uint8Array(6);
@@ -32,6 +33,8 @@ export class ServerSession implements SmtpSession {
   user: string | null = null;
   transaction: Envelope | null = null;
   data: Record<string, unknown> = {};
+  /** Set by the connection just before `handler.close` (see `SmtpSession.closeReason`). */
+  closeReason: CloseReason | null = null;
 
   constructor(transport: Transport, id: string = newSessionId()) {
     this.#transport = transport;

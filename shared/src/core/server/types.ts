@@ -9,6 +9,7 @@ import type { SmtpReplyError } from '../errors.ts';
 import type { SaslCredentials, SaslMechanismName } from '../sasl/index.ts';
 import type { EnhancedCode } from '../status.ts';
 import type { Endpoint, TlsInfo } from '../transport.ts';
+import type { CloseReason } from './connection.ts';
 
 export type { SaslCredentials, SaslMechanismName };
 
@@ -168,6 +169,11 @@ export interface SmtpSession {
   readonly secure: boolean;
   /** Scratch space for the handler (kept for the whole connection). */
   data: Record<string, unknown>;
+  /**
+   * Why the connection ended (`quit`, `timeout`, `too-many-errors`, `http-request`,
+   * `improper-pipelining`…), set before `handler.close` runs so it can be logged; null before.
+   */
+  readonly closeReason?: CloseReason | null;
 }
 
 /** What `handler.data` may return: `message` is the text after `250 2.0.0`, e.g. "Ok: queued as ID". */

@@ -160,10 +160,28 @@ export function createHandler(d: HandlerDeps): SmtpServerHandler {
       return null;
     },
 
-    mailFrom(s) {
+    mailFrom(s, from) {
       if (!d.rate.take(clientAddress(s))) {
         rejectMessage('rate_limited');
         state(s).rejected++;
+        d.log.info(
+          {
+            event: 'message',
+            id: null,
+            session: s.id,
+            listener: d.listener,
+            client: clientAddress(s),
+            tls: s.tls?.protocol ?? null,
+            user: s.user,
+            sender: from.address,
+            recipients: 0,
+            size: 0,
+            result: 451,
+            reason: 'rate_limited',
+            durationMs: 0,
+          },
+          'transaction refused: rate limit',
+        );
         throw reject(451, '4.7.1', 'Too many messages from your address, try again later');
       }
     },

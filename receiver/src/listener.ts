@@ -68,7 +68,9 @@ class ReceiverTransport implements Transport {
     const bytes = await this.#inner.read();
     if (this.#first && bytes !== null) {
       this.#first = false;
-      if (looksLikeProxyHeader(bytes.subarray(0, 12))) {
+      // Only a complete signature counts ("PROXY " or the 12-byte v2 one): a shorter first
+      // chunk is left to the engine, which answers an unknown command as usual.
+      if (bytes.length >= 6 && looksLikeProxyHeader(bytes.subarray(0, 12))) {
         await this.#inner.close();
         return null;
       }

@@ -189,6 +189,24 @@ describe.skipIf(missing.length > 0)(`npm start (needs ${missing.join(', ') || 'n
     expect(existsSync(join(REPO, '.dev.vars'))).toBe(repoDevVars);
   });
 
+  it('Ctrl-C during start-up stops both before they are ready, exit code 0', {
+    timeout: 120_000,
+  }, async () => {
+    const run = await startStack();
+    await waitForOutput(run, 'and the Worker under wrangler dev (pid', 60_000);
+    const pids = /Starting the receiver \(pid (\d+)\) and the Worker under wrangler dev \(pid (\d+)\)/.exec(
+      run.output(),
+    );
+    run.child.kill('SIGINT');
+    expect(await run.exited).toBe(0);
+    expect(run.output()).not.toContain('smtp-edge is running.');
+    expect(run.output()).toContain('Stopped.');
+    expect(processGroupAlive(Number(pids?.[1]))).toBe(false);
+    expect(processGroupAlive(Number(pids?.[2]))).toBe(false);
+    for (const port of Object.values(run.ports))
+      expect({ port, open: await portOpen(port) }).toEqual({ port, open: false });
+  });
+
   it('stops everything and exits 1, naming the culprit, when the receiver cannot start', {
     timeout: 120_000,
   }, async () => {

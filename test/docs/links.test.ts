@@ -94,4 +94,29 @@ describe('documentation links', () => {
       .map((p) => relative(REPO, p));
     expect(missing).toEqual([]);
   });
+
+  it('every repository path named in backticks exists', () => {
+    // Files a guide tells the reader to create themselves.
+    const created = new Set(['infra/users', 'infra/.env', 'infra/tls']);
+    const expand = (p: string): string[] => {
+      const m = /\{([^{}]*)\}/.exec(p);
+      if (!m) return [p];
+      const head = p.slice(0, m.index);
+      const tail = p.slice(m.index + m[0].length);
+      return (m[1] as string).split(',').flatMap((x) => expand(head + x + tail));
+    };
+    const missing: string[] = [];
+    for (const page of pages) {
+      const text = readFileSync(page, 'utf8');
+      for (const m of text.matchAll(
+        /`((?:shared|receiver|workers|infra|scripts|test|docs|bench|rfcs)\/[\w./{},-]*)`/g,
+      )) {
+        for (const path of expand(m[1] as string)) {
+          if (!created.has(path) && !existsSync(join(REPO, path)))
+            missing.push(`${relative(REPO, page)}: ${path}`);
+        }
+      }
+    }
+    expect(missing).toEqual([]);
+  });
 });

@@ -6,6 +6,7 @@
  *   npm run bench -- --quick              shorter runs, one round (a smoke test, about 3 minutes)
  *   npm run bench -- --only=engine,client run some scenarios (ids below)
  *   npm run bench -- --no-write           print only; keep bench/results/ as it is
+ *   npm run bench -- --no-install         do not apt-get install missing Debian peers (postfix, time, openssl)
  *
  * Scenario ids: engine, s3, client, worker, memory, scaling.
  * Results: bench/results/results.json, results.md and scaling.svg. See docs/explanation/benchmarks.md.
@@ -14,6 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { preflight } from './lib/preflight.ts';
 import { BENCH_DIR, REPO_DIR, stopAll } from './lib/proc.ts';
 import { renderMarkdown, renderScalingSvg } from './lib/report.ts';
 import type { BenchContext, BenchResults, ScenarioResult } from './lib/types.ts';
@@ -32,19 +34,27 @@ const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<ScenarioResult>> 
   scaling: scalingScenario,
 };
 
-function parseArgs(argv: string[]): { quick: boolean; only: string[] | null; write: boolean; out: string } {
+function parseArgs(argv: string[]): {
+  quick: boolean;
+  only: string[] | null;
+  write: boolean;
+  install: boolean;
+  out: string;
+} {
   let quick = false;
+  let install = true;
   let only: string[] | null = null;
   let write = true;
   let out = join(BENCH_DIR, 'results');
   for (const a of argv) {
     if (a === '--quick') quick = true;
     else if (a === '--no-write') write = false;
+    else if (a === '--no-install') install = false;
     else if (a.startsWith('--only=')) only = a.slice(7).split(',').filter(Boolean);
     else if (a.startsWith('--out=')) out = a.slice(6);
     else if (a === '--help' || a === '-h') {
       process.stdout.write(
-        'usage: npm run bench -- [--quick] [--only=engine,s3,client,worker,memory,scaling] [--no-write] [--out=DIR]\n',
+        'usage: npm run bench -- [--quick] [--only=engine,s3,client,worker,memory,scaling] [--no-write] [--no-install] [--out=DIR]\n',
       );
       process.exit(0);
     } else {
@@ -58,7 +68,7 @@ function parseArgs(argv: string[]): { quick: boolean; only: string[] | null; wri
       process.exit(2);
     }
   }
-  return { quick, only, write, out };
+  return { quick, only, write, install, out };
 }
 
 function gitCommit(): string | null {
@@ -71,6 +81,12 @@ function gitCommit(): string | null {
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
+  try {
+    preflight({ install: args.install, log: (t) => process.stdout.write(`${t}\n`) });
+  } catch (e) {
+    process.stderr.write(`bench: ${(e as Error).message}\n`);
+    return 1;
+  }
   const workDir = join(BENCH_DIR, 'work', String(process.pid));
   mkdirSync(workDir, { recursive: true });
   const ctx: BenchContext = {

@@ -96,6 +96,23 @@ describe('client against our own server engine', () => {
     });
   });
 
+  it('DSN ORCPT of a UTF-8 recipient (RFC 6533 utf-8 type) arrives decoded', async () => {
+    const before = srv.messages.length;
+    await sendMail(
+      options(),
+      { from: 'a@x.test', to: ['bøb+x@例子.test'], dsn: { notify: ['SUCCESS'], orcpt: true } },
+      'Subject: utf8 orcpt\r\n\r\nhi\r\n',
+    );
+    const got = srv.messages[before]!;
+    expect(got.envelope.mailFrom.params).toMatchObject({ smtputf8: true });
+    expect(got.envelope.rcptTo).toHaveLength(1);
+    expect(got.envelope.rcptTo[0]!.address).toBe('bøb+x@例子.test');
+    expect(got.envelope.rcptTo[0]!.params).toMatchObject({
+      notify: ['SUCCESS'],
+      orcpt: { type: 'utf-8', address: 'bøb+x@例子.test' },
+    });
+  });
+
   for (const mechanism of ['LOGIN', 'CRAM-MD5'] as const) {
     it(`AUTH ${mechanism}`, async () => {
       const session = await connectSmtp(options({ auth: { ...user, mechanism } }));

@@ -339,6 +339,27 @@ describe('ESMTP parameters', () => {
     await session.quit();
   });
 
+  it('ORCPT of a UTF-8 recipient is utf-8;utf-8-addr-xtext (RFC 6533 section 3), not dropped', async () => {
+    const s = await fake({ extensions: ['DSN', 'SMTPUTF8', '8BITMIME', 'PIPELINING'] });
+    const { session, writes } = await recordedSession(s.port);
+    await session.greet();
+    const result = await session.send(
+      {
+        from: 'a@x.test',
+        to: ['bøb+1@y.test', 'c@y.test'],
+        dsn: { notify: ['FAILURE'], orcpt: true },
+      },
+      'x',
+    );
+    expect(result.accepted).toEqual(['bøb+1@y.test', 'c@y.test']);
+    expect(writes[1]).toBe(
+      'MAIL FROM:<a@x.test> BODY=8BITMIME SMTPUTF8\r\n' +
+        'RCPT TO:<bøb+1@y.test> NOTIFY=FAILURE ORCPT=utf-8;b\\x{F8}b\\x{2B}1@y.test\r\n' +
+        'RCPT TO:<c@y.test> NOTIFY=FAILURE ORCPT=rfc822;c@y.test\r\nDATA\r\n',
+    );
+    await session.quit();
+  });
+
   it('refuses DSN when the server lacks it, or drops it when asked to', async () => {
     const s = await fake({ extensions: ['PIPELINING'] });
     const { session, writes } = await recordedSession(s.port);

@@ -6,8 +6,9 @@
  * - SIZE (RFC 1870 section 6): declared when known; a message over the server's limit is refused.
  * - BODY (RFC 6152 for 8BITMIME, RFC 3030 section 3 for BINARYMIME): from what the body holds.
  * - SMTPUTF8 (RFC 6531 section 3.4): set when an address or a header needs it.
- * - DSN (RFC 3461 section 4): RET, ENVID, NOTIFY, ORCPT, xtext-encoded; dropped or refused when
- *   the server lacks DSN, as configured.
+ * - DSN (RFC 3461 section 4): RET, ENVID, NOTIFY, ORCPT, xtext-encoded (ORCPT of a non-ASCII
+ *   recipient as RFC 6533 `utf-8;` utf-8-addr-xtext); dropped or refused when the server lacks
+ *   DSN, as configured.
  * - REQUIRETLS (RFC 8689 section 4.1): only over TLS and when offered.
  */
 import { AddressError } from '../address/errors.ts';
@@ -183,14 +184,11 @@ export function planTransaction(
   const mail = [`MAIL FROM:${formatPath(from)}`, ...params].join(' ');
   const rcpts = envelope.to.map((to, i) => {
     const box = mailbox(to, `to[${i}]`, smtpUtf8);
-    // ORCPT (RFC 3461 section 4.2) as rfc822;xtext. A non-ASCII address would need RFC 6533's
-    // utf-8-addr-xtext, which is not implemented: ORCPT is then left out for that recipient.
+    // ORCPT (RFC 3461 section 4.2): rfc822;xtext for an ASCII address; a non-ASCII one (which
+    // got here only because the server offers SMTPUTF8) as utf-8;utf-8-addr-xtext (RFC 6533 section 3).
     const rcptParams = useDsn
       ? formatDsnRcptParams(
-          definedOnly({
-            notify: dsn!.notify,
-            orcpt: dsn!.orcpt === true && !needsSmtpUtf8(box.address) ? box.address : undefined,
-          }),
+          definedOnly({ notify: dsn!.notify, orcpt: dsn!.orcpt === true ? box.address : undefined }),
         ).trim()
       : '';
     return {

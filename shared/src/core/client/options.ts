@@ -64,7 +64,10 @@ export interface DsnOptions {
   envid?: string;
   /** RFC 3461 section 4.1. */
   notify?: ('SUCCESS' | 'FAILURE' | 'DELAY')[] | 'NEVER';
-  /** Send ORCPT=rfc822;<recipient> (RFC 3461 section 4.2) with each RCPT. */
+  /**
+   * Send ORCPT with each RCPT: `rfc822;<xtext>` (RFC 3461 section 4.2), or for a non-ASCII
+   * recipient `utf-8;<utf-8-addr-xtext>` (RFC 6533 section 3).
+   */
   orcpt?: boolean;
 }
 

@@ -18,6 +18,8 @@ import {
   parseRequireTlsParam,
   parseSizeParam,
   parseSmtpUtf8Param,
+  utf8AddrDecode,
+  utf8AddrXtextEncode,
   xtextDecode,
   xtextEncode,
 } from './params.ts';
@@ -221,10 +223,98 @@ describe('DSN parameters (RFC 3461)', () => {
       'rfc822;',
       `rfc822;${'a'.repeat(500)}`,
       'rfc822;a+00b',
-      'rfc822;z+C3+AB',
+      'rfc822;a+0D+0Ab@x.org',
+      'rfc822;a+c3b@x.org',
+      'rfc822;a+zzb@x.org',
+      'rfc822;a+C3b@x.org',
+      'rfc822;a+F8b@x.org',
+      'rfc822;a+C2+85b@x.org',
     ]) {
-      expect(errorOf(() => parseOrcptParam(bad)).keyword, bad).toBe('ORCPT');
+      const e = errorOf(() => parseOrcptParam(bad));
+      expect([e.keyword, e.code, e.enhancedCode, e.reply.lines], bad).toEqual([
+        'ORCPT',
+        501,
+        '5.5.4',
+        ['Invalid ORCPT value'],
+      ]);
     }
+  });
+
+  it('ORCPT: xtext of UTF-8 octets is decoded, as Postfix 3.7 relays a UTF-8 recipient (section 4.2)', () => {
+    // "the address associated with the ORCPT keyword is NOT constrained to conform to the syntax
+    // rules for that addr-type": the octets are valid UTF-8, so the value is valid.
+    expect(parseOrcptParam('rfc822;b+C3+B8b@example.net')).toEqual({
+      type: 'rfc822',
+      address: 'bøb@example.net',
+    });
+    expect(parseOrcptParam('rfc822;z+C3+AB')).toEqual({ type: 'rfc822', address: 'zë' });
+    expect(parseOrcptParam('rfc822;+E7+94+A8+E6+88+B7@+E4+BE+8B+E5+AD+90.+E5+B9+BF+E5+91+8A')).toEqual({
+      type: 'rfc822',
+      address: '用户@例子.广告',
+    });
+    expect(parseOrcptParam('rfc822;+F0+9F+98+80@x.org')).toEqual({ type: 'rfc822', address: '😀@x.org' });
+    expect(parseDsnRcptParams(params('NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b+C3+B8b@example.net'))).toEqual({
+      notify: ['SUCCESS', 'FAILURE'],
+      orcpt: { type: 'rfc822', address: 'bøb@example.net' },
+    });
+  });
+
+  it('ORCPT: RFC 6533 utf-8 address type, utf-8-addr-xtext, utf-8-addr-unitext and utf-8-address', () => {
+    // utf-8-addr-xtext (7-bit): \x{HEX} for each non-ASCII code point.
+    expect(parseOrcptParam('utf-8;b\\x{F8}b@example.net')).toEqual({
+      type: 'utf-8',
+      address: 'bøb@example.net',
+    });
+    // utf-8-addr-unitext: raw UTF-8 beside escapes of + = \ (RFC 6531 section 3.3 allows UTF-8 here).
+    expect(parseOrcptParam('UTF-8;bø\\x{2B}tag\\x{3D}1\\x{5C}@例子.广告')).toEqual({
+      type: 'UTF-8',
+      address: 'bø+tag=1\\@例子.广告',
+    });
+    // Every form of HEXPOINT: 2 to 6 digits, either case; a literal + (utf-8-address form).
+    expect(parseOrcptParam('utf-8;\\x{e9}\\x{7528}\\x{1F600}\\x{10FFFD}+x@y')).toEqual({
+      type: 'utf-8',
+      address: 'é用😀\u{10FFFD}+x@y',
+    });
+    expect(parseDsnRcptParams(params('NOTIFY=DELAY ORCPT=utf-8;\\x{7528}\\x{6237}@\\x{4F8B}.test'))).toEqual({
+      notify: ['DELAY'],
+      orcpt: { type: 'utf-8', address: '用户@例.test' },
+    });
+    for (const bad of [
+      'utf-8;',
+      'utf-8;a\\b@x',
+      'utf-8;a\\x{}@x',
+      'utf-8;a\\x{F}@x',
+      'utf-8;a\\x{1234567}@x',
+      'utf-8;a\\x{110000}@x',
+      'utf-8;a\\x{D800}@x',
+      'utf-8;a\\x{DFFF}@x',
+      'utf-8;a\\x{F8@x',
+      'utf-8;a\\x{0D}\\x{0A}b@x',
+      'utf-8;a\\x{85}b@x',
+      'utf-8;a\\x{00}b@x',
+      'utf-8;a\x01b@x',
+    ]) {
+      expect(errorOf(() => parseOrcptParam(bad)).reply, bad).toEqual({
+        code: 501,
+        enhancedCode: '5.5.4',
+        lines: ['Invalid ORCPT value'],
+      });
+    }
+  });
+
+  it('utf-8-addr-xtext encoding (RFC 6533 section 3): QCHAR as is, the rest as \\x{HEX}', () => {
+    expect(utf8AddrXtextEncode('bøb@example.net')).toBe('b\\x{F8}b@example.net');
+    expect(utf8AddrXtextEncode('a+b=c\\d e@x')).toBe('a\\x{2B}b\\x{3D}c\\x{5C}d\\x{20}e@x');
+    expect(utf8AddrXtextEncode('用😀\u{10FFFD}')).toBe('\\x{7528}\\x{1F600}\\x{10FFFD}');
+    expect(utf8AddrXtextEncode('plain.ascii!#$%&*/?^_`{|}~@x.org')).toBe('plain.ascii!#$%&*/?^_`{|}~@x.org');
+    const unicode = fc.string({ minLength: 1, maxLength: 40, unit: 'grapheme' });
+    fc.assert(
+      fc.property(unicode, (s) => {
+        const encoded = utf8AddrXtextEncode(s);
+        expect(encoded).toMatch(/^[\x21-\x7e]+$/);
+        expect(utf8AddrDecode(encoded)).toBe(s);
+      }),
+    );
   });
 
   it('RET and ENVID limits (sections 4.3, 4.4, 5.4)', () => {
@@ -267,6 +357,30 @@ describe('DSN parameters (RFC 3461)', () => {
     );
   });
 
+  it('client ORCPT for a non-ASCII recipient: utf-8;utf-8-addr-xtext (RFC 6533 section 3)', () => {
+    expect(formatDsnRcptParams({ notify: ['FAILURE'], orcpt: 'bøb@example.net' })).toBe(
+      ' NOTIFY=FAILURE ORCPT=utf-8;b\\x{F8}b@example.net',
+    );
+    expect(formatDsnRcptParams({ orcpt: '用户+1@例子.广告' })).toBe(
+      ' ORCPT=utf-8;\\x{7528}\\x{6237}\\x{2B}1@\\x{4F8B}\\x{5B50}.\\x{5E7F}\\x{544A}',
+    );
+    // An explicit utf-8 type is honoured for an ASCII address too.
+    expect(formatDsnRcptParams({ orcpt: { type: 'utf-8', address: 'a+b@x.org' } })).toBe(
+      ' ORCPT=utf-8;a\\x{2B}b@x.org',
+    );
+    const address = fc
+      .string({ minLength: 1, maxLength: 30, unit: 'grapheme' })
+      .filter((s) => !/[\x00-\x1f\x7f-\x9f]/.test(s));
+    fc.assert(
+      fc.property(address, (a) => {
+        const type = /^[\x20-\x7e]*$/.test(a) ? 'rfc822' : 'utf-8';
+        const line = formatDsnRcptParams({ orcpt: a });
+        expect(line).toMatch(/^ ORCPT=[\x21-\x7e]+$/);
+        expect(parseDsnRcptParams(params(line))).toEqual({ orcpt: { type, address: a } });
+      }),
+    );
+  });
+
   it('client formatting refuses what the parameters cannot carry', () => {
     expect(() => formatDsnMailParams({ envid: 'a\r\nb' })).toThrow(SmtpMessageError);
     expect(() => formatDsnMailParams({ envid: 'é' })).toThrow(SmtpMessageError);
@@ -275,6 +389,14 @@ describe('DSN parameters (RFC 3461)', () => {
     expect(() => formatDsnRcptParams({ notify: ['NEVER' as 'SUCCESS', 'SUCCESS'] })).toThrow(
       SmtpMessageError,
     );
-    expect(() => formatDsnRcptParams({ orcpt: 'zoë@example.org' })).toThrow(SmtpMessageError);
+    expect(() => formatDsnRcptParams({ orcpt: { type: 'rfc822', address: 'zoë@example.org' } })).toThrow(
+      SmtpMessageError,
+    );
+    expect(() => formatDsnRcptParams({ orcpt: 'a\r\nRSET@x.org' })).toThrow(SmtpMessageError);
+    expect(() => formatDsnRcptParams({ orcpt: { type: 'utf-8', address: 'ø\n@x' } })).toThrow(
+      SmtpMessageError,
+    );
+    expect(() => formatDsnRcptParams({ orcpt: '' })).toThrow(SmtpMessageError);
+    expect(() => formatDsnRcptParams({ orcpt: `${'ø'.repeat(100)}@x.org` })).toThrow(SmtpMessageError);
   });
 });

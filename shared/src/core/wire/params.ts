@@ -5,12 +5,13 @@
  *   esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
  *   esmtp-value   = 1*(%d33-60 / %d62-126)      ; =/ UTF8-non-ascii (RFC 6531 section 3.3)
  *
- * plus xtext (RFC 3461 section 4) and the value rules of each parameter this package knows:
- * SIZE (RFC 1870), BODY (RFC 6152, RFC 3030), SMTPUTF8 (RFC 6531), RET/ENVID/NOTIFY/ORCPT
- * (RFC 3461), AUTH (RFC 4954 section 5), REQUIRETLS (RFC 8689).
+ * plus xtext (RFC 3461 section 4), the `utf-8` address type of ORCPT (RFC 6533 section 3) and
+ * the value rules of each parameter this package knows: SIZE (RFC 1870), BODY (RFC 6152,
+ * RFC 3030), SMTPUTF8 (RFC 6531), RET/ENVID/NOTIFY/ORCPT (RFC 3461, RFC 6533), AUTH (RFC 4954
+ * section 5), REQUIRETLS (RFC 8689).
  */
 import { parseMailbox } from '../address/path.ts';
-import { isValidUtf8, utf8Decode, utf8Encode } from '../encoding/bytes.ts';
+import { isAscii, isValidUtf8, utf8Decode, utf8Encode } from '../encoding/bytes.ts';
 import { SmtpMessageError, SmtpProtocolError } from '../errors.ts';
 import type { EnhancedCode, SmtpReply } from '../status.ts';
 
@@ -152,6 +153,69 @@ export function xtextDecode(s: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The `utf-8` address type, RFC 6533 section 3:
+//
+//   utf-8-type-addr     = "utf-8;" utf-8-enc-addr
+//   utf-8-enc-addr      = utf-8-addr-xtext / utf-8-addr-unitext / utf-8-address
+//   utf-8-addr-xtext    = 1*(QCHAR / EmbeddedUnicodeChar)     ; 7-bit, usable in any ORCPT
+//   utf-8-addr-unitext  = 1*(QUCHAR / EmbeddedUnicodeChar)    ; raw UTF-8, only with SMTPUTF8
+//   QCHAR               = %x21-2a / %x2c-3c / %x3e-5b / %x5d-7e  ; printable ASCII but + = \
+//   QUCHAR              = QCHAR / UTF8-2 / UTF8-3 / UTF8-4
+//   EmbeddedUnicodeChar = "\x{" HEXPOINT "}"                  ; 2 to 6 hex digits, no surrogates
+
+function isQchar(code: number): boolean {
+  return code >= 0x21 && code <= 0x7e && code !== 0x2b && code !== 0x3d && code !== 0x5c;
+}
+
+/**
+ * Encode an address as RFC 6533 utf-8-addr-xtext: QCHARs as themselves, every other code point
+ * (`+`, `=`, `\`, space, controls, anything beyond ASCII) as `\x{HEX}` with upper-case digits,
+ * at least two. The result is printable US-ASCII, valid in an ORCPT with or without SMTPUTF8.
+ */
+export function utf8AddrXtextEncode(address: string): string {
+  let out = '';
+  for (const ch of address) {
+    const cp = ch.codePointAt(0)!;
+    out += isQchar(cp) ? ch : `\\x{${cp.toString(16).toUpperCase().padStart(2, '0')}}`;
+  }
+  return out;
+}
+
+const EMBEDDED_UNICODE_CHAR = /\\x\{([0-9A-Fa-f]{2,6})\}/y;
+
+/**
+ * Decode the text after `utf-8;` (RFC 6533 section 3): utf-8-addr-xtext, utf-8-addr-unitext or
+ * a plain utf-8-address. Each `\x{HEX}` becomes its code point; every other character stands for
+ * itself (a literal `+` is allowed, as in the utf-8-address form). Hex digits are accepted in
+ * either case (ABNF literals are case-insensitive). Throws `EsmtpParamError('invalid-value')` for
+ * a backslash that does not start a well-formed `\x{HEX}`, a code point beyond U+10FFFF or in
+ * the surrogate range, or a space or control character written as itself.
+ */
+export function utf8AddrDecode(text: string): string {
+  let out = '';
+  let i = 0;
+  while (i < text.length) {
+    const code = text.charCodeAt(i);
+    if (code === 0x5c) {
+      EMBEDDED_UNICODE_CHAR.lastIndex = i;
+      const m = EMBEDDED_UNICODE_CHAR.exec(text);
+      const cp = m === null ? -1 : Number.parseInt(m[1]!, 16);
+      if (m === null || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        throw new EsmtpParamError('invalid-value', 'Malformed utf-8-addr-xtext');
+      }
+      out += String.fromCodePoint(cp);
+      i += m[0].length;
+    } else if (code <= 0x20 || code === 0x7f) {
+      throw new EsmtpParamError('invalid-value', 'Malformed utf-8-addr-xtext');
+    } else {
+      out += text.charAt(i);
+      i++;
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Single parameters. Each takes the map value (`true` when the parameter had no `=value`).
 
 function needValue(value: string | true, key: string): string {
@@ -229,9 +293,15 @@ export interface DsnMailParams {
 export type DsnNotify = 'NEVER' | Array<'SUCCESS' | 'FAILURE' | 'DELAY'>;
 
 export interface DsnOrcpt {
-  /** The address type, e.g. `rfc822` (section 4.2: an IANA-registered atom). */
+  /**
+   * The address type as sent, e.g. `rfc822` (RFC 3461 section 4.2: an IANA-registered atom) or
+   * `utf-8` (RFC 6533 section 3). Compare it case-insensitively.
+   */
   type: string;
-  /** The original recipient address, decoded from xtext. */
+  /**
+   * The original recipient address, decoded: from xtext for `rfc822` and other types (the octets
+   * may be UTF-8, as Postfix sends for a non-ASCII recipient), from `\x{HEX}` escapes for `utf-8`.
+   */
   address: string;
 }
 
@@ -242,8 +312,14 @@ export interface DsnRcptParams {
   orcpt?: DsnOrcpt;
 }
 
-/** ENVID and ORCPT carry printable US-ASCII before xtext encoding (RFC 3461 sections 4.2, 4.4). */
+/** ENVID and an rfc822 ORCPT carry printable US-ASCII before xtext encoding (RFC 3461 sections 4.2, 4.4). */
 const PRINTABLE = /^[\x20-\x7e]*$/;
+/**
+ * A decoded ORCPT address: printable ASCII or any Unicode beyond it, never a control character
+ * (C0, DEL, C1), so no CR or LF can travel from an ORCPT into a DSN, a log line or a relayed RCPT.
+ */
+const ORCPT_ADDRESS = /^[^\x00-\x1f\x7f-\x9f]+$/;
+const UTF8_ADDR_TYPE = 'utf-8';
 /** RFC 3461 section 5.4 sizes, applied to the parameter value as sent. */
 export const MAX_ENVID_LENGTH = 100;
 export const MAX_ORCPT_LENGTH = 500;
@@ -278,19 +354,40 @@ export function parseNotifyParam(value: string | true): DsnNotify {
   return out;
 }
 
-/** ORCPT=addr-type;xtext (RFC 3461 section 4.2). */
+/**
+ * ORCPT=addr-type;value (RFC 3461 section 4.2, RFC 6533 section 3).
+ *
+ * - `utf-8;…` (any case): utf-8-addr-xtext, utf-8-addr-unitext or utf-8-address, decoded by
+ *   `utf8AddrDecode`.
+ * - any other atom (`rfc822`, …): xtext whose octets must be UTF-8. RFC 3461 section 4.2 says the
+ *   address is "NOT constrained to conform to the syntax rules for that addr-type", so octets
+ *   beyond ASCII are accepted: Postfix 3.7 relays a UTF-8 recipient as
+ *   `ORCPT=rfc822;b+C3+B8b@example.net`, which decodes to `bøb@example.net`.
+ *
+ * What cannot be decoded is refused with 501 5.5.4 (RFC 3461 section 5.1 (b): a server SHOULD
+ * answer "501 syntax error in parameter" to an invalid value): a missing or non-atom type, more
+ * than 500 characters (section 5.4), malformed xtext or `\x{HEX}`, octets that are not UTF-8, an
+ * empty address, or a control character in the decoded address.
+ */
 export function parseOrcptParam(value: string | true): DsnOrcpt {
   const v = needValue(value, 'ORCPT');
   const semi = v.indexOf(';');
   const type = v.slice(0, semi);
-  if (semi <= 0 || !ATOM.test(type) || v.length > MAX_ORCPT_LENGTH) {
-    throw new EsmtpParamError('invalid-value', 'Invalid ORCPT value', 'ORCPT');
+  if (semi <= 0 || !ATOM.test(type) || v.length > MAX_ORCPT_LENGTH) throw invalidOrcpt();
+  const text = v.slice(semi + 1);
+  let address: string;
+  try {
+    address = type.toLowerCase() === UTF8_ADDR_TYPE ? utf8AddrDecode(text) : xtextDecode(text);
+  } catch (err) {
+    if (err instanceof EsmtpParamError) throw invalidOrcpt();
+    throw err;
   }
-  const address = xtextDecode(v.slice(semi + 1));
-  if (address === '' || !PRINTABLE.test(address)) {
-    throw new EsmtpParamError('invalid-value', 'Invalid ORCPT value', 'ORCPT');
-  }
+  if (!ORCPT_ADDRESS.test(address)) throw invalidOrcpt();
   return { type, address };
+}
+
+function invalidOrcpt(): EsmtpParamError {
+  return new EsmtpParamError('invalid-value', 'Invalid ORCPT value', 'ORCPT');
 }
 
 /** RET and ENVID from MAIL parameters (other keys are ignored). */
@@ -336,9 +433,17 @@ export function formatDsnMailParams(dsn: DsnMailParams): string {
 }
 
 /**
- * Client side: ` NOTIFY=… ORCPT=…` for RCPT ('' when neither is set). `orcpt` may be a bare
- * address (type `rfc822`). Throws `SmtpMessageError` for NEVER combined with others, an empty
- * list, or an address that is not printable US-ASCII.
+ * Client side: ` NOTIFY=… ORCPT=…` for RCPT ('' when neither is set).
+ *
+ * `orcpt` may be a bare address: an ASCII one is sent as `rfc822;<xtext>` (RFC 3461 section 4.2),
+ * any other as `utf-8;<utf-8-addr-xtext>` (RFC 6533 section 3). The 7-bit utf-8-addr-xtext form is
+ * valid whether or not the server offers SMTPUTF8; a non-ASCII recipient needs SMTPUTF8 anyway.
+ * With an explicit `{type, address}`, type `utf-8` (any case) uses utf-8-addr-xtext and any other
+ * type xtext, which then needs a printable US-ASCII address.
+ *
+ * Throws `SmtpMessageError` for NEVER combined with others, an empty list, an empty address or one
+ * with a control character, a non-ASCII address with a type other than `utf-8`, or a value longer
+ * than 500 characters (RFC 3461 section 5.4).
  */
 export function formatDsnRcptParams(dsn: { notify?: DsnNotify; orcpt?: DsnOrcpt | string }): string {
   let out = '';
@@ -354,12 +459,25 @@ export function formatDsnRcptParams(dsn: { notify?: DsnNotify; orcpt?: DsnOrcpt 
   }
   if (dsn.orcpt !== undefined) {
     const { type, address } =
-      typeof dsn.orcpt === 'string' ? { type: 'rfc822', address: dsn.orcpt } : dsn.orcpt;
+      typeof dsn.orcpt === 'string'
+        ? { type: isAscii(dsn.orcpt) ? 'rfc822' : UTF8_ADDR_TYPE, address: dsn.orcpt }
+        : dsn.orcpt;
     if (!ATOM.test(type)) throw new SmtpMessageError('invalid ORCPT address type', 'dsn.orcpt');
-    if (address === '' || !PRINTABLE.test(address)) {
-      throw new SmtpMessageError('ORCPT address must be printable US-ASCII', 'dsn.orcpt');
+    if (!ORCPT_ADDRESS.test(address)) {
+      throw new SmtpMessageError('ORCPT address must be non-empty, without control characters', 'dsn.orcpt');
     }
-    const value = `${type};${xtextEncode(address)}`;
+    let value: string;
+    if (type.toLowerCase() === UTF8_ADDR_TYPE) {
+      value = `${type};${utf8AddrXtextEncode(address)}`;
+    } else {
+      if (!PRINTABLE.test(address)) {
+        throw new SmtpMessageError(
+          `an ORCPT address of type ${type} must be printable US-ASCII; use type utf-8 (RFC 6533)`,
+          'dsn.orcpt',
+        );
+      }
+      value = `${type};${xtextEncode(address)}`;
+    }
     if (value.length > MAX_ORCPT_LENGTH) throw new SmtpMessageError('ORCPT is too long', 'dsn.orcpt');
     out += ` ORCPT=${value}`;
   }

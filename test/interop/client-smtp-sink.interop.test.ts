@@ -185,17 +185,18 @@ describe('smtp-edge client -> smtp-sink', () => {
     expect(e.temporary).toBe(true);
   });
 
-  // KNOWN BUG (reported): when MAIL/RCPT/DATA are pipelined and the server answers MAIL with 421
-  // and closes (RFC 5321 section 3.8), the client reports "closed while we waited for the reply
-  // to RCPT" (SmtpConnectionError) and loses the 421. \`it.fails\` keeps CI green and turns red
-  // the day it is fixed: then make it a plain \`it\`.
-  it.fails('421 at MAIL (pipelined): the 421 reply is reported, not a connection error', async () => {
+  // MAIL, RCPT and DATA pipelined; the server answers MAIL with 421 and closes (RFC 5321
+  // section 3.8) while the client still waits for the RCPT and DATA replies: the 421 wins over
+  // the end of stream that follows it.
+  it('421 at MAIL (pipelined): the 421 reply is reported, not a connection error', async () => {
     sink = await startSmtpSink({ disconnect421: ['MAIL'] });
     const e = await failure(
       sendMail(opts(sink.port), { from: 'zoe@example.org', to: ['a@example.net'] }, BODY),
     );
     expect(e).toBeInstanceOf(SmtpReplyError);
     expect((e as SmtpReplyError).code).toBe(421);
+    expect(e.command).toBe('MAIL');
+    expect(e.temporary).toBe(true);
   });
 
   it('the connection dropped after DATA: a temporary connection error, nothing delivered', async () => {

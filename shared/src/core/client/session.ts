@@ -15,12 +15,14 @@
  * RFC 3030 (CHUNKING/BINARYMIME), RFC 3207 (STARTTLS), RFC 4954 (AUTH).
  */
 import {
+  SmtpAbortError,
   SmtpAuthError,
   SmtpConnectionError,
   SmtpError,
   SmtpMessageError,
   SmtpProtocolError,
   SmtpReplyError,
+  SmtpTimeoutError,
   SmtpTlsError,
 } from '../errors.ts';
 import { isPositive, type SmtpReply } from '../status.ts';
@@ -49,6 +51,12 @@ const encoder = new TextEncoder();
 const WRITE_BATCH = 32 * 1024;
 /** At most this many BDAT replies outstanding when pipelining (RFC 3030 section 4.2 allows pipelined BDAT). */
 const BDAT_WINDOW = 8;
+/**
+ * After a pipelined write fails, how long a reply already on its way may still be read. A
+ * transport returns what it received before the failure at once; this only bounds one that
+ * does not.
+ */
+const WRITE_FAILURE_GRACE_MS = 1_000;
 
 export type SessionState = 'new' | 'ready' | 'closed';
 
@@ -404,32 +412,78 @@ export class SmtpClientSession {
     // Read replies while the batch is written, so a large batch cannot deadlock against a
     // server whose own replies fill the socket buffers.
     const written = this.#write(lines, 'MAIL', signal);
+    written.catch(() => {});
     // A failed write must not leave us waiting for replies to commands never sent.
+    let writeFailedAlready = false;
     const writeFailed = written.then(
       () => new Promise<never>(() => {}),
-      (err: unknown) => Promise.reject(err),
+      (error: unknown) => {
+        writeFailedAlready = true;
+        return Promise.reject(error);
+      },
     );
     writeFailed.catch(() => {});
-    const read = (command: string) => Promise.race([this.#read(command, signal), writeFailed]);
+    // The first reply that explains why the transaction cannot go on. When the server then
+    // closes the connection (or the write fails because it did), that reply is what the caller
+    // gets, not the end of stream that followed it.
+    let explained: SmtpReplyError | null = null;
+    const read = async (command: string): Promise<SmtpReply> => {
+      const reply = this.#read(command, signal);
+      reply.catch(() => {});
+      try {
+        return await Promise.race([reply, writeFailed]);
+      } catch (err) {
+        // The caller's own abort stays an abort; anything else that follows the explaining reply
+        // (end of stream, reset, time-out, a garbled line) is its consequence.
+        if (explained !== null && !(err instanceof SmtpAbortError)) {
+          await this.close();
+          throw explained;
+        }
+        if (!writeFailedAlready) throw err;
+        // The write failed, typically because the server answered and closed (a 421 after
+        // MAIL): a reply that already arrived still says more than the broken pipe.
+        try {
+          return await bounded(reply, { stage: command, ms: WRITE_FAILURE_GRACE_MS, command, signal });
+        } catch (readErr) {
+          throw readErr instanceof SmtpTimeoutError ? err : readErr;
+        }
+      }
+    };
+    // RFC 5321 section 3.8: after 421 the server closes the connection; no further replies come.
+    const check = (reply: SmtpReply, command: string): SmtpReply => {
+      if (reply.code === 421) throw new SmtpReplyError(reply, { command });
+      return reply;
+    };
     let resetReply: SmtpReply | null = null;
-    if (reset) resetReply = await read('RSET');
-    const mailReply = await read('MAIL');
+    if (reset) {
+      resetReply = check(await read('RSET'), 'RSET');
+      if (resetReply.code !== 250) explained = new SmtpReplyError(resetReply, { command: 'RSET' });
+    }
+    const mailReply = check(await read('MAIL'), 'MAIL');
+    if (mailReply.code !== 250) explained ??= new SmtpReplyError(mailReply, { command: 'MAIL' });
     const rcptReplies: SmtpReply[] = [];
-    for (let i = 0; i < plan.rcpts.length; i++) rcptReplies.push(await read('RCPT'));
-    const dataReply = plan.useBdat ? null : await read('DATA');
-    await written;
+    for (let i = 0; i < plan.rcpts.length; i++) rcptReplies.push(check(await read('RCPT'), 'RCPT'));
+    if (explained === null && !rcptReplies.some((r) => r.code >= 200 && r.code < 300)) {
+      explained = new SmtpRecipientsRejectedError(
+        this.#collect(plan, rcptReplies, null).rejected,
+        rcptReplies,
+      );
+    }
+    const dataReply = plan.useBdat ? null : check(await read('DATA'), 'DATA');
+    try {
+      await written;
+    } catch (err) {
+      if (explained === null) throw err;
+    }
     const result = this.#collect(plan, rcptReplies, dataReply);
-    if (resetReply !== null && resetReply.code !== 250) {
-      await this.#abandonData(dataReply, signal);
-      throw new SmtpReplyError(resetReply, { command: 'RSET' });
-    }
-    if (mailReply.code !== 250) {
-      await this.#abandonData(dataReply, signal);
-      throw new SmtpReplyError(mailReply, { command: 'MAIL' });
-    }
-    if (result.accepted.length === 0) {
-      await this.#abandonData(dataReply, signal);
-      throw new SmtpRecipientsRejectedError(result.rejected, rcptReplies);
+    if (explained !== null) {
+      try {
+        await this.#abandonData(dataReply, signal);
+      } catch (err) {
+        if (err instanceof SmtpAbortError) throw err;
+        await this.close();
+      }
+      throw explained;
     }
     if (dataReply !== null && dataReply.code !== 354)
       throw new SmtpReplyError(dataReply, { command: 'DATA' });
@@ -446,7 +500,10 @@ export class SmtpClientSession {
     const rcptReplies: SmtpReply[] = [];
     for (const r of plan.rcpts) {
       await this.#write([r.line], 'RCPT', signal);
-      rcptReplies.push(await this.#read('RCPT', signal));
+      const reply = await this.#read('RCPT', signal);
+      // RFC 5321 section 3.8: the server closes after 421; report it rather than the failed next write.
+      if (reply.code === 421) throw new SmtpReplyError(reply, { command: 'RCPT' });
+      rcptReplies.push(reply);
     }
     const partial = this.#collect(plan, rcptReplies, null);
     if (partial.accepted.length === 0) throw new SmtpRecipientsRejectedError(partial.rejected, rcptReplies);

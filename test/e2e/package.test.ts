@@ -19,7 +19,9 @@ import type { SmtpServerHandler } from '../../shared/src/index.ts';
 
 const repoDir = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const buildScript = join(repoDir, 'shared/scripts/build.ts');
-const tscBin = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+const require = createRequire(import.meta.url);
+const tscBin = require.resolve('typescript/bin/tsc');
+const wranglerBin = join(dirname(require.resolve('wrangler/package.json')), 'bin/wrangler.js');
 
 interface RunResult {
   code: number | null;
@@ -41,6 +43,8 @@ function childEnv(): NodeJS.ProcessEnv {
   env.npm_config_update_notifier = 'false';
   env.npm_config_fund = 'false';
   env.npm_config_audit = 'false';
+  env.CLOUDFLARE_CF_FETCH_ENABLED = 'false';
+  env.WRANGLER_SEND_METRICS = 'false';
   return env;
 }
 
@@ -306,6 +310,32 @@ createSmtpServer(handler, { hostname: 42 });
     const result = await run(process.execPath, [tscBin, '-p', join(app, 'tsconfig.json')], app);
     expect(result.stdout + result.stderr).toBe('');
     expect(result.code).toBe(0);
+  });
+  it('bundle for Workers from node_modules (wrangler deploy --dry-run)', async () => {
+    mkdirSync(join(app, 'worker'));
+    writeFileSync(
+      join(app, 'worker/index.js'),
+      `import { composeMessage } from '@smtp-edge/protocol';
+import { sendMail } from '@smtp-edge/protocol/workers';
+export default {
+  async fetch() {
+    const m = composeMessage({ from: 'a@example.org', to: 'b@example.org', subject: 's', text: 't' });
+    return Response.json(await sendMail({ host: 'smtp.example.org', port: 587, security: 'starttls' }, m.envelope, m.bytes));
+  },
+};
+`,
+    );
+    writeFileSync(
+      join(app, 'wrangler.toml'),
+      'name = "package-test"\nmain = "worker/index.js"\ncompatibility_date = "2025-11-17"\n',
+    );
+    const outdir = join(work, 'worker-bundle');
+    await mustRun(process.execPath, [wranglerBin, 'deploy', '--dry-run', '--outdir', outdir], app);
+    const bundle = readFileSync(join(outdir, 'index.js'), 'utf8');
+    // esbuild's path comments: the compiled files from node_modules, and the runtime module kept external.
+    expect(bundle).toContain('// node_modules/@smtp-edge/protocol/src/adapter/workers/index.js');
+    expect(bundle).toContain('// node_modules/@smtp-edge/protocol/src/core/mime/compose.js');
+    expect(bundle).toMatch(/from\s*"cloudflare:sockets"/);
   });
 });
 

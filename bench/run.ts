@@ -2,8 +2,8 @@
  * `npm run bench`: our SMTP code against named peers, side by side in one run on 127.0.0.1, with
  * ratios (absolute numbers drift on a shared machine; ratios from the same run hold).
  *
- *   npm run bench                         every scenario (about 10 minutes on 2 cores)
- *   npm run bench -- --quick              shorter runs, one round (a smoke test, about 3 minutes)
+ *   npm run bench                         every scenario (about 6 minutes on 2 cores)
+ *   npm run bench -- --quick              shorter runs, one round (a smoke test, about 2 minutes)
  *   npm run bench -- --only=engine,client run some scenarios (ids below)
  *   npm run bench -- --no-write           print only; keep bench/results/ as it is
  *   npm run bench -- --no-install         do not apt-get install missing Debian peers (postfix, time, openssl)
@@ -12,7 +12,7 @@
  * Results: bench/results/results.json, results.md and scaling.svg. See docs/explanation/benchmarks.md.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { preflight } from './lib/preflight.ts';
@@ -125,7 +125,11 @@ async function main(): Promise<number> {
       ctx.log(`\n== ${id}`);
       const t0 = performance.now();
       try {
-        results.scenarios.push(await scenario(ctx));
+        results.scenarios.push({
+          ...(await scenario(ctx)),
+          ranAt: results.meta.startedAt,
+          commit: results.meta.commit,
+        });
       } catch (e) {
         const err = e as Error;
         ctx.log(`  FAILED: ${err.stack ?? err.message}`);
@@ -136,6 +140,8 @@ async function main(): Promise<number> {
           rows: [],
           error: err.message,
           durationMs: Math.round(performance.now() - t0),
+          ranAt: results.meta.startedAt,
+          commit: results.meta.commit,
         });
       } finally {
         await stopAll();
@@ -148,7 +154,31 @@ async function main(): Promise<number> {
   results.meta.finishedAt = new Date().toISOString();
   results.meta.loadAvgEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
 
-  const md = renderMarkdown(results);
+  // The committed run before this one: its target values become the "previous run" column, and
+  // a partial (--only) run keeps the scenarios it did not run.
+  const previousPath = join(args.out, 'results.json');
+  let previous: BenchResults | null = null;
+  if (existsSync(previousPath)) {
+    try {
+      previous = JSON.parse(readFileSync(previousPath, 'utf8')) as BenchResults;
+    } catch {
+      previous = null;
+    }
+  }
+  if (args.only !== null && previous !== null) {
+    const fresh = new Map(results.scenarios.map((s) => [s.id, s]));
+    const merged = Object.keys(SCENARIOS)
+      .map((id) => fresh.get(id) ?? previous?.scenarios.find((s) => s.id === id))
+      .filter((s): s is ScenarioResult => s !== undefined)
+      .map((s) =>
+        fresh.has(s.id)
+          ? s
+          : { ...s, ranAt: s.ranAt ?? previous?.meta.startedAt, commit: s.commit ?? previous?.meta.commit },
+      );
+    results.scenarios = merged as ScenarioResult[];
+  }
+
+  const md = renderMarkdown(results, previous);
   process.stdout.write(`\n${md}\n`);
   if (args.write) {
     mkdirSync(args.out, { recursive: true });

@@ -57,28 +57,48 @@ function scenarioTable(s: ScenarioResult): string {
   return `Cells: ${unit} (CPU ms per ${s.unitSingular ?? 'message'} of the measured process). Ratios: ours / peer throughput (and peer CPU / ours CPU; above 1 = we use less CPU).\n\n${lines.join('\n')}\n`;
 }
 
-export function targetSummary(results: BenchResults): string {
+/** Every targeted value of a run, by `scenario|configuration|name`, as printed. */
+export function targetValues(results: BenchResults): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const s of results.scenarios) {
+    for (const row of s.rows) {
+      for (const r of row.ratios) {
+        if (r.target === undefined) continue;
+        out.set(`${s.id}|${row.label}|${r.name}`, r.value === null ? 'n/a' : `${r.value.toFixed(2)}x`);
+      }
+    }
+    for (const t of s.targets ?? []) out.set(`${s.id}|${t.label}|${t.name}`, t.value);
+  }
+  return out;
+}
+
+export function targetSummary(results: BenchResults, previous: BenchResults | null = null): string {
+  const before = previous === null ? null : targetValues(previous);
+  const prevHead = previous === null ? '' : ` previous run (${previous.meta.commit ?? '?'}) |`;
   const lines = [
-    '| scenario | configuration | ratio | value | target | met |',
-    '| --- | --- | --- | --- | --- | --- |',
+    `| scenario | configuration | ratio | value | target | met |${prevHead}`,
+    `| --- | --- | --- | --- | --- | --- |${previous === null ? '' : ' --- |'}`,
   ];
+  const prev = (key: string): string => (before === null ? '' : ` ${before.get(key) ?? ''} |`);
   for (const s of results.scenarios) {
     for (const row of s.rows) {
       for (const r of row.ratios) {
         if (r.target === undefined) continue;
         lines.push(
-          `| ${s.id} | ${row.label} | ${r.name} | ${r.value === null ? 'n/a' : `${r.value.toFixed(2)}x`} | ≥ ${r.target}x | ${r.met ? 'yes' : 'NO'} |`,
+          `| ${s.id} | ${row.label} | ${r.name} | ${r.value === null ? 'n/a' : `${r.value.toFixed(2)}x`} | ≥ ${r.target}x | ${r.met ? 'yes' : 'NO'} |${prev(`${s.id}|${row.label}|${r.name}`)}`,
         );
       }
     }
     for (const t of s.targets ?? []) {
-      lines.push(`| ${s.id} | ${t.label} | ${t.name} | ${t.value} | ${t.target} | ${t.met ? 'yes' : 'NO'} |`);
+      lines.push(
+        `| ${s.id} | ${t.label} | ${t.name} | ${t.value} | ${t.target} | ${t.met ? 'yes' : 'NO'} |${prev(`${s.id}|${t.label}|${t.name}`)}`,
+      );
     }
   }
   return `${lines.join('\n')}\n`;
 }
 
-export function renderMarkdown(results: BenchResults): string {
+export function renderMarkdown(results: BenchResults, previous: BenchResults | null = null): string {
   const m = results.meta;
   const out: string[] = [];
   out.push('# Benchmark results');
@@ -96,10 +116,14 @@ export function renderMarkdown(results: BenchResults): string {
   out.push('');
   out.push('## Targets');
   out.push('');
-  out.push(targetSummary(results));
+  out.push(targetSummary(results, previous));
   for (const s of results.scenarios) {
     out.push(`## ${s.title} (\`${s.id}\`)`);
     out.push('');
+    if (s.ranAt !== undefined && s.ranAt < m.startedAt) {
+      out.push(`_Kept from an earlier run: ${s.ranAt}, commit ${s.commit ?? 'unknown'}._`);
+      out.push('');
+    }
     if (s.error !== undefined) {
       out.push(`**Not measured:** ${s.error}`);
       out.push('');

@@ -43,6 +43,9 @@ export interface Row {
 export interface ScenarioResult {
   id: string;
   title: string;
+  /** When and at which commit this scenario ran (a partial `--only` run keeps the others' own). */
+  ranAt?: string;
+  commit?: string | null;
   /** What is measured and how, for the report. */
   method: string;
   rows: Row[];

@@ -168,10 +168,10 @@ export function renderScalingSvg(results: BenchResults): string | null {
   );
   const maxY = Math.max(1, ...series.flat().filter((v): v is number => v !== null));
   const niceMax = niceCeil(maxY);
-  const W = 760;
+  const W = 880;
   const H = 440;
   const L = 80;
-  const R = 250;
+  const R = 330;
   const T = 50;
   const B = 60;
   const pw = W - L - R;
@@ -184,7 +184,7 @@ export function renderScalingSvg(results: BenchResults): string | null {
   );
   parts.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
   parts.push(
-    `<text x="${W / 2 - R / 2}" y="24" text-anchor="middle" font-size="15">${esc('Messages per second vs concurrent sessions (10 KB, reused connections)')}</text>`,
+    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="15">${esc('Messages per second vs concurrent sessions (10 KB, reused connections)')}</text>`,
   );
   for (let k = 0; k <= 5; k++) {
     const v = (niceMax * k) / 5;

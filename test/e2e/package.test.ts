@@ -14,6 +14,12 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  compiledBin,
+  compiledExports,
+  publishedManifest,
+  rewriteDeclarationSpecifiers,
+} from '../../shared/scripts/build.ts';
 import { createSmtpServer, type NodeSmtpServer } from '../../shared/src/adapter/node/index.ts';
 import type { SmtpServerHandler } from '../../shared/src/index.ts';
 
@@ -145,6 +151,64 @@ beforeAll(async () => {
 
 afterAll(() => {
   if (work !== undefined) rmSync(work, { recursive: true, force: true });
+});
+
+describe('the build script', () => {
+  it('maps exports and bin from .ts sources to compiled files, and refuses shapes it cannot map', () => {
+    expect(compiledExports({ '.': './src/index.ts', './node': './src/adapter/node/index.ts' })).toEqual({
+      '.': { types: './src/index.d.ts', default: './src/index.js' },
+      './node': { types: './src/adapter/node/index.d.ts', default: './src/adapter/node/index.js' },
+    });
+    expect(compiledExports('./src/index.ts')).toEqual({
+      '.': { types: './src/index.d.ts', default: './src/index.js' },
+    });
+    expect(() => compiledExports({ '.': { import: './src/index.ts' } })).toThrow(/only string targets/);
+    expect(() => compiledExports({ '.': './src/index.js' })).toThrow(/expected a relative \.ts path/);
+    expect(() => compiledExports({ '.': 'src/index.ts' })).toThrow(/expected a relative \.ts path/);
+    expect(compiledBin('./bin/tool.ts', '@scope/tool')).toEqual({ tool: './bin/tool.js' });
+    expect(compiledBin({ a: './bin/a.ts' }, 'x')).toEqual({ a: './bin/a.js' });
+  });
+
+  it('drops workspace-only fields and copies the rest', () => {
+    const manifest = publishedManifest({
+      name: '@smtp-edge/protocol',
+      version: '1.2.3',
+      private: true,
+      scripts: { prepack: 'x' },
+      devDependencies: { a: '1' },
+      dependencies: { b: '2' },
+      exports: { '.': './src/index.ts' },
+    });
+    expect(manifest).toEqual({
+      name: '@smtp-edge/protocol',
+      version: '1.2.3',
+      dependencies: { b: '2' },
+      exports: { '.': { types: './src/index.d.ts', default: './src/index.js' } },
+    });
+  });
+
+  it('rewrites relative .ts specifiers in declarations, and nothing else', () => {
+    const before = [
+      "export * from './core/status.ts';",
+      'import type { A } from "../x/y.ts";',
+      "export type B = import('./b.ts').B;",
+      "import './side.ts';",
+      "import type { Socket } from 'node:net';",
+      "import type { T } from 'some-pkg/types.ts';",
+      '/** see ./notes.ts */',
+    ].join('\n');
+    expect(rewriteDeclarationSpecifiers(before)).toBe(
+      [
+        "export * from './core/status.js';",
+        'import type { A } from "../x/y.js";',
+        "export type B = import('./b.js').B;",
+        "import './side.js';",
+        "import type { Socket } from 'node:net';",
+        "import type { T } from 'some-pkg/types.ts';",
+        '/** see ./notes.ts */',
+      ].join('\n'),
+    );
+  });
 });
 
 describe('the packed tarball', () => {

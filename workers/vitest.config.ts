@@ -8,12 +8,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
-import { testPki } from '../test/support/tls.ts';
+import { removeOnExit, testPki } from '../test/support/tls.ts';
 import { RELAY_PASSWORD, RELAY_USER } from './test/relays.ts';
 
 export default defineConfig(async () => {
   if (process.env.SMTP_EDGE_WORKERS_PKI_DIR === undefined) {
     const pki = testPki(mkdtempSync(join(tmpdir(), 'smtp-edge-workers-pki-')));
+    removeOnExit(pki.dir);
     process.env.SMTP_EDGE_WORKERS_PKI_DIR = pki.dir;
     process.env.NODE_EXTRA_CA_CERTS = pki.caCertPath;
   }

@@ -139,7 +139,7 @@ export interface MailParams {
 export interface RcptParams {
   /** NOTIFY= (RFC 3461 section 4.1). */
   notify?: Array<'SUCCESS' | 'FAILURE' | 'DELAY'> | 'NEVER';
-  /** ORCPT= with its address decoded from xtext (RFC 3461 section 4.2). */
+  /** ORCPT= with its address decoded: xtext (RFC 3461 section 4.2), UTF-8 octets in xtext, or the RFC 6533 `utf-8` forms. */
   orcpt?: { type: string; address: string };
   other: Record<string, string | true>;
 }

@@ -109,6 +109,12 @@ class Peer {
   }
 }
 
+const drain: SmtpServerHandler['data'] = async (_s, _e, stream) => {
+  for await (const _ of stream) {
+    /* discard */
+  }
+};
+
 interface Setup {
   options?: Partial<NodeSmtpServerOptions>;
   listen?: Partial<ListenOptions>;
@@ -131,6 +137,7 @@ async function start(setup: Setup = {}) {
     connect: (s: SmtpSession) => {
       remotes.push(s.remote);
     },
+    data: drain,
   };
   server = createSmtpServer(handler, {
     hostname: 'mx.test',
@@ -344,7 +351,7 @@ describe('listeners with their own handler', () => {
   it('each listener serves its handler; close() ends both', async () => {
     const seen: string[] = [];
     server = createSmtpServer(
-      { connect: () => void seen.push('default') },
+      { connect: () => void seen.push('default'), data: drain },
       { hostname: 'mx.test', maxConnections: 1 },
     );
     const a = await server.listen({ port: 0, host: '127.0.0.1' });
@@ -352,7 +359,7 @@ describe('listeners with their own handler', () => {
       port: 0,
       host: '127.0.0.1',
       banner: 'other',
-      handler: { connect: () => void seen.push('own') },
+      handler: { connect: () => void seen.push('own'), data: drain },
     });
     const pa = await peer(a.port);
     expect(await pa.reply()).toBe('220 mx.test ESMTP ready\r\n');

@@ -106,7 +106,7 @@ export function syncIncludes(pagePath: string, markdown: string): string {
 
 /** Every Markdown page whose code the tests check: `docs/**` and the README. */
 export function documentationPages(repo: string): string[] {
-  const pages: string[] = [join(repo, 'README.md')];
+  const pages: string[] = [join(repo, 'README.md'), join(repo, 'shared/README.md')];
   const walk = (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);

@@ -48,6 +48,73 @@ function feed(reader: DotReader, wire: Uint8Array, cuts: number[]) {
   return { out, consumed, done };
 }
 
+/**
+ * Reference model: the reader as a plain octet-at-a-time state machine (how the reader worked
+ * before its line-at-a-time fast path). The real reader must agree with it on every input and
+ * every split.
+ */
+function reference(wire: Uint8Array, normalize: boolean) {
+  const out: number[] = [];
+  let state: 'start' | 'dot' | 'dot-cr' | 'text' | 'cr' = 'start';
+  let line = 0;
+  let longestLine = 0;
+  let bareCr = false;
+  let bareLf = false;
+  const endLine = (length: number): void => {
+    longestLine = Math.max(longestLine, length);
+    line = 0;
+  };
+  let i = 0;
+  while (i < wire.length) {
+    const b = wire[i]!;
+    if (state === 'start') {
+      state = b === 0x2e ? 'dot' : 'text';
+      if (b === 0x2e) i++;
+    } else if (state === 'dot') {
+      state = b === 0x0d ? 'dot-cr' : 'text';
+      if (b === 0x0d) i++;
+    } else if (state === 'dot-cr') {
+      if (b === 0x0a) {
+        const data = Uint8Array.from(out);
+        return { data, consumed: i + 1, done: true, bytes: data.length, bareCr, bareLf, longestLine };
+      }
+      out.push(0x0d);
+      state = 'cr';
+    } else if (state === 'text') {
+      i++;
+      if (b === 0x0d) {
+        out.push(0x0d);
+        state = 'cr';
+      } else if (b === 0x0a) {
+        bareLf = true;
+        if (normalize) out.push(0x0d);
+        out.push(0x0a);
+        endLine(line + (normalize ? 2 : 1));
+      } else {
+        out.push(b);
+        line++;
+      }
+    } else if (b === 0x0a) {
+      i++;
+      out.push(0x0a);
+      endLine(line + 2);
+      state = 'start';
+    } else {
+      bareCr = true;
+      if (normalize) {
+        out.push(0x0a);
+        endLine(line + 2);
+      } else {
+        line++;
+      }
+      state = 'text';
+    }
+  }
+  longestLine = Math.max(longestLine, line);
+  const data = Uint8Array.from(out);
+  return { data, consumed: wire.length, done: false, bytes: data.length, bareCr, bareLf, longestLine };
+}
+
 function run(wire: string, options?: ConstructorParameters<typeof DotReader>[0]) {
   const r = new DotReader(options);
   const res = r.push(bytes(wire));
@@ -190,6 +257,47 @@ describe('DotReader', () => {
       }),
       { numRuns: 3000 },
     );
+  });
+
+  it('property: agrees with the octet-at-a-time reference model for any input and any split', () => {
+    const octet = fc.oneof(fc.constantFrom(0x2e, 0x0d, 0x0a, 0x41), fc.integer({ min: 0, max: 255 }));
+    fc.assert(
+      fc.property(fc.array(octet, { maxLength: 80 }), fc.array(fc.nat(), { maxLength: 8 }), (arr, cuts) => {
+        const wire = Uint8Array.from(arr);
+        for (const mode of ['keep', 'normalize'] as const) {
+          const want = reference(wire, mode === 'normalize');
+          const reader = new DotReader({ bareLineEndings: mode });
+          const got = feed(reader, wire, cuts);
+          expect(got.out).toEqual(want.data);
+          expect(got.consumed).toBe(want.consumed);
+          expect(got.done).toBe(want.done);
+          expect(reader.bytes).toBe(want.bytes);
+          expect(reader.bareCr).toBe(want.bareCr);
+          expect(reader.bareLf).toBe(want.bareLf);
+          expect(reader.longestLine).toBe(want.longestLine);
+        }
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('hands on a view of the input, without copying, when nothing is removed or inserted', () => {
+    const wire = bytes('Subject: x\r\n\r\nbody line\r\n');
+    const r = new DotReader().push(wire);
+    expect(r.data.buffer).toBe(wire.buffer);
+    expect(text(r.data)).toBe('Subject: x\r\n\r\nbody line\r\n');
+    // A stuffing dot is removed: the piece is copied, the input is left as it was.
+    const stuffed = bytes('a\r\n..b\r\n');
+    const s = new DotReader().push(stuffed);
+    expect(s.data.buffer).not.toBe(stuffed.buffer);
+    expect(text(s.data)).toBe('a\r\n.b\r\n');
+    expect(text(stuffed)).toBe('a\r\n..b\r\n');
+  });
+
+  it('counts a bare CR normalized to CRLF as two octets of its line', () => {
+    const r = run(`${'x'.repeat(10)}\r${'y'.repeat(3)}\r\n.\r\n`, { bareLineEndings: 'normalize' });
+    expect(r.data).toBe(`${'x'.repeat(10)}\r\n${'y'.repeat(3)}\r\n`);
+    expect(r.reader.longestLine).toBe(12);
   });
 
   it('property: normalize mode output has no bare CR or LF, and splits do not change it', () => {

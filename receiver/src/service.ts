@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
-import { type SaslMechanismName, SmtpServerEngine, type SmtpServerOptions } from '@smtp-edge/protocol';
+import type { SaslMechanismName, SmtpServerHandler, SmtpServerOptions } from '@smtp-edge/protocol';
 import type { ReceiverConfig } from './config.ts';
 import { createHandler } from './handler.ts';
 import { OpsServer } from './http.ts';
@@ -36,7 +36,8 @@ export interface ReceiverService {
   stop(): Promise<void>;
 }
 
-async function loadTls(config: ReceiverConfig): Promise<tls.SecureContext | null> {
+/** Certificate and key (PEM), checked to form a usable pair; null when TLS is off. */
+async function loadTls(config: ReceiverConfig): Promise<{ cert: Buffer; key: Buffer } | null> {
   if (config.tls === null) return null;
   let cert: Buffer;
   let key: Buffer;
@@ -57,13 +58,14 @@ async function loadTls(config: ReceiverConfig): Promise<tls.SecureContext | null
     );
   }
   try {
-    return tls.createSecureContext({ cert, key, minVersion: 'TLSv1.2' });
+    tls.createSecureContext({ cert, key, minVersion: 'TLSv1.2' });
   } catch (e) {
     throw new StartupError(
       'RECEIVER_TLS_CERT',
       `certificate and key do not form a usable pair: ${(e as Error).message}`,
     );
   }
+  return { cert, key };
 }
 
 async function loadUsers(config: ReceiverConfig): Promise<UserDb | null> {
@@ -99,7 +101,7 @@ function listenError(which: ListenerName | 'http', port: number, host: string, e
 
 export async function startReceiver(config: ReceiverConfig, log: Logger): Promise<ReceiverService> {
   const metrics = new Metrics();
-  const secureContext = await loadTls(config);
+  const tlsFiles = await loadTls(config);
   const users = await loadUsers(config);
   const store = await createStore(config, {
     onCleanupError: (key, err) =>
@@ -114,8 +116,15 @@ export async function startReceiver(config: ReceiverConfig, log: Logger): Promis
   let draining = false;
   let started = false;
 
+  const baseOptions: SmtpServerOptions = {
+    hostname: config.hostname,
+    maxMessageBytes: config.maxMessageBytes,
+    maxRecipients: config.maxRecipients,
+    onError: (session, error) => log.error({ session: session?.id ?? null, err: error }, 'handler error'),
+  };
   const listeners = new Listeners({
-    secureContext,
+    base: baseOptions,
+    tls: tlsFiles,
     maxConnections: config.maxConnections,
     maxConnectionsPerIp: config.maxConnectionsPerIp,
     proxyTrusted: config.proxyProtocolTrusted,
@@ -123,16 +132,10 @@ export async function startReceiver(config: ReceiverConfig, log: Logger): Promis
     log,
   });
 
-  const baseOptions: SmtpServerOptions = {
-    hostname: config.hostname,
-    maxMessageBytes: config.maxMessageBytes,
-    maxRecipients: config.maxRecipients,
-    onError: (session, error) => log.error({ session: session?.id ?? null, err: error }, 'handler error'),
-  };
   const mechanisms: SaslMechanismName[] = ['PLAIN', 'LOGIN'];
   if (users?.everyUserHasPlainSecret) mechanisms.push('CRAM-MD5');
 
-  const engineFor = (name: ListenerName): SmtpServerEngine => {
+  const handlerFor = (name: ListenerName): SmtpServerHandler => {
     const handler = createHandler({
       listener: name,
       config,
@@ -144,33 +147,49 @@ export async function startReceiver(config: ReceiverConfig, log: Logger): Promis
       log,
       proxiedBy: (s) => proxiedBy(s.remote),
     });
-    if (name === 'mx') {
-      // RFC 6409 section 4.3 is for submission; the MX port takes mail from anyone, without AUTH.
-      delete handler.auth;
-      return new SmtpServerEngine(handler, { ...baseOptions, submission: false, authMechanisms: [] });
-    }
-    return new SmtpServerEngine(handler, { ...baseOptions, submission: true, authMechanisms: mechanisms });
+    // RFC 6409 section 4.3 is for submission; the MX port takes mail from anyone, without AUTH.
+    if (name === 'mx') delete handler.auth;
+    return handler;
   };
 
   const addresses: Partial<Record<ListenerName | 'http', AddressInfo>> = {};
   const ops = new OpsServer({ store, metrics, isDraining: () => draining, isStarted: () => started });
-  const specs: { name: ListenerName; port: number | null; implicitTls: boolean; startTls: boolean }[] = [
-    { name: 'mx', port: config.mxPort, implicitTls: false, startTls: secureContext !== null },
-    { name: 'submission', port: config.submissionPort, implicitTls: false, startTls: true },
-    { name: 'submissions', port: config.submissionsPort, implicitTls: true, startTls: false },
+  const specs: {
+    name: ListenerName;
+    port: number | null;
+    implicitTls: boolean;
+    options: Partial<SmtpServerOptions>;
+  }[] = [
+    {
+      name: 'mx',
+      port: config.mxPort,
+      implicitTls: false,
+      options: { submission: false, authMechanisms: [], startTls: tlsFiles !== null },
+    },
+    {
+      name: 'submission',
+      port: config.submissionPort,
+      implicitTls: false,
+      options: { submission: true, authMechanisms: mechanisms, startTls: true },
+    },
+    {
+      name: 'submissions',
+      port: config.submissionsPort,
+      implicitTls: true,
+      options: { submission: true, authMechanisms: mechanisms, startTls: false },
+    },
   ];
   try {
     for (const s of specs) {
       if (s.port === null) continue;
-      const engine = engineFor(s.name);
       addresses[s.name] = await listeners
         .listen({
           name: s.name,
-          engine,
+          handler: handlerFor(s.name),
+          options: s.options,
           port: s.port,
           host: config.bind,
           implicitTls: s.implicitTls,
-          startTls: s.startTls,
         })
         .catch((e: unknown) => {
           throw listenError(s.name, s.port!, config.bind, e);

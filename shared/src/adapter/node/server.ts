@@ -100,7 +100,8 @@ export interface ListenOptions extends Partial<SmtpServerOptions> {
   name?: string;
   /**
    * Serve this listener with its own handler (an engine of its own that shares the server's
-   * options, connection limits and `close`). Default: the handler given to `createSmtpServer`.
+   * options, connection limits and `close`; listeners given the same handler share one engine).
+   * Default: the handler given to `createSmtpServer`.
    */
   handler?: SmtpServerHandler;
   /** Read a PROXY protocol header from trusted load balancers before anything else. */
@@ -361,7 +362,10 @@ export function createSmtpServer(handler: SmtpServerHandler, options: NodeSmtpSe
         proxyProtocol,
         ...overrides
       } = listenOptions;
-      const listenerEngine = own === undefined ? engine : new SmtpServerEngine(own, engineOptions);
+      const listenerEngine =
+        own === undefined || own === handler
+          ? engine
+          : (engines.find((e) => e.handler === own) ?? new SmtpServerEngine(own, engineOptions));
       const resolved = listenerEngine.resolve({ ...overrides, implicitTls });
       if (resolved.startTls || implicitTls) context();
       const proxy =

@@ -152,4 +152,17 @@ describe('receiver limits', () => {
       /receiver_smtp_connections_refused_total\{listener="mx",reason="max_connections(_per_ip)?"\} \d+/,
     );
   });
+  it('a failed implicit-TLS handshake is closed and counted (reason tls_handshake)', async () => {
+    const c = await RawSmtp.connect(rx.ports.submissions!, { localAddress: '127.0.0.11' });
+    c.write('EHLO client.test.example\r\n'); // plaintext where a ClientHello belongs
+    expect(await c.reply()).toBeNull();
+    const metrics = await (await fetch(`http://127.0.0.1:${rx.ports.http}/metrics`)).text();
+    expect(metrics).toMatch(
+      /receiver_smtp_connections_refused_total\{listener="submissions",reason="tls_handshake"\} 1/,
+    );
+    // The slot it held is free again: a real TLS client is served.
+    const ok = await RawSmtp.connect(rx.ports.submissions!, { tls: { ca: pki.caCert } });
+    expect((await ok.reply())?.code).toBe(220);
+    ok.close();
+  });
 });

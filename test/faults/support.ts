@@ -203,7 +203,7 @@ export function messageFor(marker: string, filler = 2000): string {
 export async function deliver(
   port: number,
   marker: string,
-  options: { attempts?: number; pauseMs?: number; bytes?: string } = {},
+  options: { attempts?: number; pauseMs?: number; bytes?: string; port?: () => number } = {},
 ): Promise<Delivery> {
   const bytes = options.bytes ?? messageFor(marker);
   const d: Delivery = { marker, bytes, outcomes: [], acked: false };
@@ -212,7 +212,7 @@ export async function deliver(
       const r = await sendMail(
         {
           host: '127.0.0.1',
-          port,
+          port: options.port?.() ?? port,
           security: 'none',
           helo: 'load.client.example',
           timeouts: { connectMs: 5000, greetingMs: 10_000, commandMs: 10_000, dataMs: 20_000, quitMs: 1000 },

@@ -140,6 +140,35 @@ describe('server: limits', () => {
     await c.waitClosed();
   });
 
+  it('times out with injected timers that have no clock (a timer per wait, no Timers.now)', async () => {
+    const timers = {
+      setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms),
+      clearTimeout: (h: unknown): void => clearTimeout(h as ReturnType<typeof setTimeout>),
+    };
+    srv = await startTestServer({ options: { timers, timeouts: { commandMs: 100 } } });
+    const { c } = await ehlo(srv.port);
+    expect((await c.reply()).raw).toBe('421 4.4.2 mx.test Timeout, closing connection\r\n');
+    await c.waitClosed();
+  });
+
+  it('bounds a command line dripping one octet at a time by one command timeout (not per read)', async () => {
+    srv = await startTestServer({ options: { timeouts: { commandMs: 300 } } });
+    const { c } = await ehlo(srv.port);
+    let closed = false;
+    const drip = (async () => {
+      // A whole command with its CRLF, each octet well inside the timeout, the line not.
+      for (const ch of 'NOOP          \r\n') {
+        if (closed) break;
+        c.send(ch);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    expect((await c.reply()).raw).toBe('421 4.4.2 mx.test Timeout, closing connection\r\n');
+    closed = true;
+    await drip;
+    await c.waitClosed();
+  });
+
   it('times out a stalled DATA with 421 4.4.2 and errors the stream; nothing is stored', async () => {
     let streamError: unknown = null;
     srv = await startTestServer({

@@ -5,7 +5,7 @@
 import type { SaslMechanismName } from '../sasl/mechanisms.ts';
 import { createServerMechanism, type SaslStep, xoauth2ErrorChallenge } from '../sasl/server.ts';
 import type { SmtpReply } from '../status.ts';
-import { type Connection, Deadline } from './connection.ts';
+import type { Connection } from './connection.ts';
 import { limitReached } from './limits.ts';
 import { r, replyOfError } from './replies.ts';
 
@@ -116,37 +116,8 @@ async function failure(conn: Connection, reply: SmtpReply): Promise<void> {
 async function readAuthLine(conn: Connection): Promise<string | 'too-long' | null> {
   // One deadline for the whole line (not per read): a client dripping octets cannot hold the
   // exchange open forever.
-  let deadline: Deadline | null = null;
-  try {
-    return await readAuthLineWithin(conn, () => {
-      deadline ??= new Deadline(conn.options.timers, conn.options.timeouts.commandMs);
-      return deadline;
-    });
-  } finally {
-    (deadline as Deadline | null)?.cancel();
-  }
-}
-
-async function readAuthLineWithin(
-  conn: Connection,
-  deadline: () => Deadline,
-): Promise<string | 'too-long' | null> {
-  for (;;) {
-    const line = conn.input.readLine(conn.options.maxAuthLineBytes);
-    if (line !== null) return line.kind === 'too-long' ? 'too-long' : latin1.decode(line.line);
-    await conn.flush();
-    if (conn.closing) return null;
-    const event = await conn.waitInput(conn.options.timeouts.commandMs, true, deadline());
-    if (event === 'data') continue;
-    if (event === 'timeout') {
-      conn.send(r(421, '4.4.2', `${conn.options.hostname} Timeout, closing connection`));
-      conn.closeReason = 'timeout';
-    } else if (event === 'shutdown') {
-      conn.send(r(421, '4.3.2', `${conn.options.hostname} Service shutting down, closing connection`));
-      conn.closeReason = 'shutdown';
-    } else {
-      conn.closeReason = 'eof';
-    }
-    return null;
-  }
+  const o = conn.options;
+  const line = await conn.readLineWithin(o.maxAuthLineBytes, o.timeouts.commandMs, 'auth');
+  if (line === null) return null;
+  return line.kind === 'too-long' ? 'too-long' : latin1.decode(line.line);
 }

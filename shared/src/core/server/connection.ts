@@ -14,6 +14,7 @@
 import type { SmtpReply } from '../status.ts';
 import type { Transport } from '../transport.ts';
 import { InputBuffer, type LineResult } from '../wire/input.ts';
+import { Alarm } from './alarm.ts';
 import { dispatch } from './commands.ts';
 import type { BdatState } from './data.ts';
 import { limitReached } from './limits.ts';
@@ -24,8 +25,6 @@ import type { SmtpServerHandler } from './types.ts';
 
 /** What waiting for client input produced. */
 export type InputEvent = 'data' | 'eof' | 'timeout' | 'shutdown';
-
-type ReadOutcome = { kind: 'data'; bytes: Uint8Array } | { kind: 'eof' } | { kind: 'error'; error: unknown };
 
 /** Why the connection is ending (for logs and tests). */
 export type CloseReason =
@@ -75,11 +74,31 @@ export class Connection {
 
   #out: Uint8Array[] = [];
   #outBytes = 0;
-  #pendingRead: Promise<ReadOutcome> | null = null;
   #writeFailed = false;
   #shutdownRequested = false;
-  #shutdownWake: (() => void) | null = null;
   #commandsSeen = 0;
+
+  // Waiting on the client. One wait at a time (the loop is sequential); a read, once started,
+  // stays in flight until the transport answers, even if the wait for it ended (timeout).
+  /** Resolves the wait in progress. */
+  #wake: ((event: InputEvent) => void) | null = null;
+  /** The wait in progress may be ended by a graceful shutdown. */
+  #interruptible = false;
+  /** The wait in progress set the input alarm for itself only (not a line deadline). */
+  #waitOwnsAlarm = false;
+  /** The caller's deadline the wait in progress listens to, if any. */
+  #waitDeadline: Deadline | null = null;
+  #reading = false;
+  /** What a read brought while nobody waited: 'data' (already in `input`) or 'eof'. */
+  #arrived: 'data' | 'eof' | null = null;
+  /** The input alarm rang while no wait was in progress (a line deadline ran out). */
+  #expired = false;
+  /** A line deadline is set on the input alarm (see `readLineWithin`). */
+  #lineDeadline = false;
+  /** Times waits for input: per wait, or for a whole command line. */
+  #inputAlarm: Alarm | null = null;
+  /** Times writes of replies and the data handler's verdict (`within`). */
+  #stallAlarm: Alarm | null = null;
 
   constructor(transport: Transport, handler: SmtpServerHandler, options: ResolvedServerOptions, id?: string) {
     this.transport = transport;
@@ -94,7 +113,7 @@ export class Connection {
 
   /** True while waiting for the next command with nothing buffered (an idle session). */
   get idle(): boolean {
-    return this.#shutdownWake !== null;
+    return this.#wake !== null && this.#interruptible;
   }
 
   // ---- replies ----------------------------------------------------------------------------
@@ -138,19 +157,46 @@ export class Connection {
         at += p.length;
       }
     }
-    const { timers, timeouts } = this.options;
-    let timer: unknown;
-    const blocked = new Promise<'blocked'>((resolve) => {
-      timer = timers.setTimeout(() => resolve('blocked'), timeouts.dataTerminationMs);
-    });
+    let outcome: 'ok' | 'failed' | 'stalled';
     try {
-      const outcome = await Promise.race([this.transport.write(bytes).then(() => 'ok' as const), blocked]);
-      if (outcome === 'blocked') this.#failWrite();
+      outcome = await this.within(
+        this.transport.write(bytes).then(() => 'ok' as const),
+        this.options.timeouts.dataTerminationMs,
+      );
     } catch {
-      this.#failWrite();
-    } finally {
-      timers.clearTimeout(timer);
+      outcome = 'failed';
     }
+    if (outcome !== 'ok') this.#failWrite();
+  }
+
+  /**
+   * `promise`, or 'stalled' when it has not settled within `ms` (a write the client does not
+   * read, a data handler that never answers). Uses the connection's second alarm, not a timer
+   * of its own; not for waits on client input (see `waitInput`).
+   */
+  within<T>(promise: Promise<T>, ms: number): Promise<T | 'stalled'> {
+    this.#stallAlarm ??= this.#newAlarm();
+    const alarm = this.#stallAlarm;
+    return new Promise<T | 'stalled'>((resolve, reject) => {
+      const token = alarm.set(ms, () => resolve('stalled'));
+      promise.then(
+        (value) => {
+          alarm.clear(token);
+          resolve(value);
+        },
+        (error: unknown) => {
+          alarm.clear(token);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  #newAlarm(): Alarm {
+    const t = this.options.timeouts;
+    // The shortest timeout any wait uses: a later wait never needs the timer rescheduled.
+    const period = Math.min(t.greetingMs, t.commandMs, t.dataInitMs, t.dataBlockMs, t.dataTerminationMs);
+    return new Alarm(this.options.timers, period);
   }
 
   #failWrite(): void {
@@ -190,50 +236,90 @@ export class Connection {
 
   // ---- input ------------------------------------------------------------------------------
 
-  #read(): Promise<ReadOutcome> {
-    this.#pendingRead ??= this.transport.read().then(
-      (bytes): ReadOutcome => (bytes === null ? { kind: 'eof' } : { kind: 'data', bytes }),
-      (error: unknown): ReadOutcome => ({ kind: 'error', error }),
-    );
-    return this.#pendingRead;
+  /**
+   * Wait for more octets from the client (pushed into `input`), at most `timeoutMs`, or until
+   * `deadline` (a timeout shared by several waits) expires. `interruptible`: a graceful shutdown
+   * may end the wait (only between commands).
+   *
+   * One promise per wait: the transport's read, the alarm and a shutdown request each settle
+   * the same wait (no `Promise.race`, no timer of its own unless the timers have no clock).
+   */
+  waitInput(timeoutMs: number, interruptible: boolean, deadline?: Deadline): Promise<InputEvent> {
+    if (deadline !== undefined) return this.#wait(interruptible, false, deadline, timeoutMs);
+    return this.#wait(interruptible, true, null, timeoutMs);
   }
 
-  /**
-   * Wait for more octets from the client (pushed into `input`), at most `timeoutMs`.
-   * `interruptible`: a graceful shutdown may end the wait (only between commands).
-   */
-  async waitInput(timeoutMs: number, interruptible: boolean, deadline?: Deadline): Promise<InputEvent> {
-    if (interruptible && this.#shutdownRequested) return 'shutdown';
-    if (deadline?.expired) return 'timeout';
-    const read = this.#read();
-    const { timers } = this.options;
-    let timer: unknown;
-    const waits: Promise<ReadOutcome | 'timeout' | 'shutdown'>[] = [
-      read,
-      new Promise<'timeout'>((resolve) => {
-        timer = timers.setTimeout(() => resolve('timeout'), timeoutMs);
-      }),
-    ];
-    if (deadline) waits.push(deadline.listen());
-    if (interruptible) {
-      waits.push(
-        new Promise<'shutdown'>((resolve) => {
-          this.#shutdownWake = () => resolve('shutdown');
-        }),
-      );
+  #wait(
+    interruptible: boolean,
+    ownAlarm: boolean,
+    deadline: Deadline | null,
+    timeoutMs = 0,
+  ): Promise<InputEvent> {
+    if (interruptible && this.#shutdownRequested) return Promise.resolve('shutdown');
+    if (this.#expired || deadline?.expired === true) return Promise.resolve('timeout');
+    const arrived = this.#arrived;
+    if (arrived !== null) {
+      if (arrived === 'data') this.#arrived = null; // the end of the stream stays
+      return Promise.resolve(arrived);
     }
-    const outcome = await Promise.race(waits);
-    timers.clearTimeout(timer);
-    deadline?.unlisten();
-    this.#shutdownWake = null;
-    if (outcome === 'timeout' || outcome === 'shutdown') return outcome;
-    this.#pendingRead = null;
-    if (outcome.kind === 'data') {
-      this.input.push(outcome.bytes);
-      return 'data';
+    if (!this.#reading) {
+      this.#reading = true;
+      this.transport.read().then(this.#onRead, this.#onReadError);
     }
-    return 'eof';
+    return new Promise<InputEvent>((resolve) => {
+      this.#wake = resolve;
+      this.#interruptible = interruptible;
+      this.#waitOwnsAlarm = ownAlarm;
+      this.#waitDeadline = deadline;
+      if (ownAlarm) this.#setInputAlarm(timeoutMs);
+      deadline?.onExpire(this.#onTimeout);
+    });
   }
+
+  #setInputAlarm(ms: number): void {
+    this.#inputAlarm ??= this.#newAlarm();
+    this.#expired = false;
+    this.#inputAlarm.set(ms, this.#onTimeout);
+  }
+
+  /** End the wait in progress with `event`. */
+  #settle(event: InputEvent): void {
+    const wake = this.#wake;
+    if (wake === null) return;
+    this.#wake = null;
+    this.#interruptible = false;
+    if (this.#waitOwnsAlarm) this.#inputAlarm?.clear();
+    this.#waitOwnsAlarm = false;
+    this.#waitDeadline?.unlisten();
+    this.#waitDeadline = null;
+    wake(event);
+  }
+
+  #onRead = (bytes: Uint8Array | null): void => {
+    this.#reading = false;
+    if (bytes === null) {
+      this.#arrive('eof');
+      return;
+    }
+    this.input.push(bytes);
+    this.#arrive('data');
+  };
+
+  #onReadError = (): void => {
+    // A reset or another read error ends the session like the end of the stream.
+    this.#reading = false;
+    this.#arrive('eof');
+  };
+
+  #arrive(event: 'data' | 'eof'): void {
+    if (this.#wake !== null) this.#settle(event);
+    else if (this.#arrived !== 'eof') this.#arrived = event;
+  }
+
+  #onTimeout = (): void => {
+    if (this.#wake === null) this.#expired = true;
+    else this.#settle('timeout');
+  };
 
   /**
    * The next command line (or `too-long`), or null when the connection ends first (end of
@@ -241,51 +327,71 @@ export class Connection {
    * waiting: this is the batching point of RFC 2920 section 3.1.
    */
   async nextCommandLine(): Promise<LineResult | null> {
-    // The timeout bounds the whole line, not each read: a client dripping one octet just inside
-    // the timeout must not hold the session forever (slowloris). RFC 5321 section 4.5.3.2.7 sets
-    // the time for a command; it does not restart for each TCP segment of it.
     const timeout =
       this.#commandsSeen === 0 ? this.options.timeouts.greetingMs : this.options.timeouts.commandMs;
-    let deadline: Deadline | null = null;
+    return this.readLineWithin(this.options.maxCommandLineBytes, timeout, 'command');
+  }
+
+  /**
+   * Read one line of at most `maxLength` octets (a command, or an AUTH response) within
+   * `timeoutMs`, or null when the connection ends first (the matching 421 is queued).
+   *
+   * The timeout bounds the whole line, not each read: a client dripping one octet just inside
+   * the timeout must not hold the session forever (slowloris). RFC 5321 section 4.5.3.2.7 sets
+   * the time for a command; it does not restart for each TCP segment of it. The input alarm is
+   * set at the first wait of the line and cleared when the line is complete.
+   */
+  async readLineWithin(
+    maxLength: number,
+    timeoutMs: number,
+    what: 'command' | 'auth',
+  ): Promise<LineResult | null> {
     try {
-      return await this.#nextCommandLine(timeout, () => {
-        deadline ??= new Deadline(this.options.timers, timeout);
-        return deadline;
-      });
+      for (;;) {
+        if (what === 'command') {
+          if (this.closing) return null;
+          if (this.#shutdownRequested) return this.#shuttingDown();
+        }
+        const line = this.input.readLine(maxLength);
+        if (line !== null) {
+          // Replies still queued: this command was sent before the client could read them.
+          if (what === 'command' && this.#out.length > 0 && !this.pipeliningNegotiated) {
+            this.pipelinedAhead = true;
+          }
+          return line;
+        }
+        await this.flush();
+        if (this.closing) return null;
+        if (!this.#lineDeadline) {
+          this.#setInputAlarm(timeoutMs);
+          this.#lineDeadline = true;
+        }
+        const event = await this.#wait(true, false, null);
+        if (event === 'data') continue;
+        if (event === 'eof') {
+          this.closeReason = 'eof';
+          return null;
+        }
+        if (event === 'timeout') {
+          this.send(r(421, '4.4.2', `${this.options.hostname} Timeout, closing connection`));
+          this.closeReason = 'timeout';
+          return null;
+        }
+        return this.#shuttingDown();
+      }
     } finally {
-      (deadline as Deadline | null)?.cancel();
+      if (this.#lineDeadline) {
+        this.#lineDeadline = false;
+        this.#expired = false;
+        this.#inputAlarm?.clear();
+      }
     }
   }
 
-  async #nextCommandLine(timeout: number, deadline: () => Deadline): Promise<LineResult | null> {
-    for (;;) {
-      if (this.closing) return null;
-      if (this.#shutdownRequested) {
-        this.send(r(421, '4.3.2', `${this.options.hostname} Service shutting down, closing connection`));
-        this.closeReason = 'shutdown';
-        return null;
-      }
-      const line = this.input.readLine(this.options.maxCommandLineBytes);
-      if (line !== null) {
-        // Replies still queued: this command was sent before the client could read them.
-        if (this.#out.length > 0 && !this.pipeliningNegotiated) this.pipelinedAhead = true;
-        return line;
-      }
-      await this.flush();
-      if (this.closing) return null;
-      const event = await this.waitInput(timeout, true, deadline());
-      if (event === 'data') continue;
-      if (event === 'eof') {
-        this.closeReason = 'eof';
-        return null;
-      }
-      if (event === 'timeout') {
-        this.send(r(421, '4.4.2', `${this.options.hostname} Timeout, closing connection`));
-        this.closeReason = 'timeout';
-        return null;
-      }
-      // shutdown: loop once more to queue the 421.
-    }
+  #shuttingDown(): null {
+    this.send(r(421, '4.3.2', `${this.options.hostname} Service shutting down, closing connection`));
+    this.closeReason = 'shutdown';
+    return null;
   }
 
   /** PIPELINING was advertised and the client said EHLO (RFC 2920 section 3.1). */
@@ -296,7 +402,7 @@ export class Connection {
   /** Ask the connection to end at its next command boundary (graceful shutdown). */
   requestShutdown(): void {
     this.#shutdownRequested = true;
-    this.#shutdownWake?.();
+    if (this.#interruptible) this.#settle('shutdown');
   }
 
   get shutdownRequested(): boolean {
@@ -326,6 +432,8 @@ export class Connection {
     } finally {
       await this.flush().catch(() => {});
       this.bdat?.intake?.abort('connection closed');
+      this.#inputAlarm?.stop();
+      this.#stallAlarm?.stop();
       await this.transport.close().catch(() => {});
       this.session.closeReason = this.closeReason ?? 'eof';
       try {
@@ -379,9 +487,11 @@ export class Connection {
 }
 
 /**
- * One timer for a whole exchange (a command line, an AUTH line). Waits subscribe one listener
- * at a time and unsubscribe after: a long-lived promise raced against every read would keep
- * every read's outcome (its octets) reachable until the deadline (the Promise.race leak).
+ * One timer for a whole exchange (a command line, an AUTH line), for callers of `waitInput`
+ * that span several waits. Waits subscribe one listener at a time and unsubscribe after: a
+ * long-lived promise raced against every read would keep every read's outcome (its octets)
+ * reachable until the deadline (the Promise.race leak). The engine itself uses
+ * `Connection.readLineWithin`, which needs no timer of its own.
  */
 export class Deadline {
   expired = false;
@@ -400,9 +510,14 @@ export class Deadline {
   /** A promise for this wait only; call `unlisten()` when the wait is over. */
   listen(): Promise<'timeout'> {
     return new Promise<'timeout'>((resolve) => {
-      if (this.expired) resolve('timeout');
-      else this.#listener = () => resolve('timeout');
+      this.onExpire(() => resolve('timeout'));
     });
+  }
+
+  /** Call `fn` when the deadline expires (at once if it has); call `unlisten()` when the wait is over. */
+  onExpire(fn: () => void): void {
+    if (this.expired) fn();
+    else this.#listener = fn;
   }
 
   unlisten(): void {

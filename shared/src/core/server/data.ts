@@ -4,8 +4,15 @@
  * The command loop is the producer: it reads octets from the connection, runs them through the
  * `DotReader` (DATA) or `BdatChunk` (BDAT), and hands each piece to `MessageIntake`, which
  * enqueues it in the `ReadableStream` the data handler reads, only when the handler asks for
- * more (highWaterMark 0). So the engine reads from the transport only as fast as the handler
- * consumes: that is the backpressure, and memory stays at one transport chunk.
+ * more (highWaterMark 0: a piece goes straight into a pending read). So the engine reads from
+ * the transport only as fast as the handler consumes: that is the backpressure, and memory
+ * stays at one transport chunk. A handler that reads in a loop has its next read pending by the
+ * time the next piece arrives, so the producer usually enqueues without waiting.
+ *
+ * Pieces are views of the octets the transport read (no copy): the DotReader passes unchanged
+ * runs through, and a BDAT chunk's octets are passed as they are. Transports hand over each
+ * array they return from `read()` and never write into it again (the Node and Workers
+ * adapters return a fresh array per read), so a handler may keep the pieces it is given.
  *
  * Whatever happens, the producer reads to the real end of the message (`<CRLF>.<CRLF>`, or the
  * declared BDAT size) so the next command is parsed where the client put it; a message found
@@ -32,8 +39,8 @@ export class MessageIntake {
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   /** 'open' until ended (all data delivered), failed (errored by us) or cancelled (by the handler). */
   #state: 'open' | 'ended' | 'errored' | 'cancelled' = 'open';
-  /** Resolves the handler's outstanding pull once we enqueue. */
-  #pull: (() => void) | null = null;
+  /** The handler has a read pending (the stream called `pull`) that no piece has answered yet. */
+  #demand = false;
   /** Wakes the producer waiting for demand. */
   #wake: (() => void) | null = null;
   #outcome: HandlerOutcome | null = null;
@@ -55,14 +62,13 @@ export class MessageIntake {
         start: (controller) => {
           this.#controller = controller;
         },
-        pull: () =>
-          new Promise<void>((resolve) => {
-            this.#pull = resolve;
-            this.#wakeProducer();
-          }),
+        // With highWaterMark 0 the stream calls this when the handler's read finds nothing queued.
+        pull: () => {
+          this.#demand = true;
+          this.#wakeProducer();
+        },
         cancel: () => {
           if (this.#state === 'open') this.#state = 'cancelled';
-          this.#releasePull();
           this.#wakeProducer();
         },
       },
@@ -95,26 +101,28 @@ export class MessageIntake {
     return this.#state === 'open' && this.#outcome === null;
   }
 
-  /** Hand one piece to the handler, waiting until it asks for it. Dropped when no longer accepting. */
+  /**
+   * Hand one piece to the handler, waiting until it asks for it (at once when its read is
+   * already pending: no promise then). Dropped when no longer accepting.
+   */
   async deliver(bytes: Uint8Array): Promise<void> {
     if (bytes.length === 0) return;
-    while (this.accepting && this.#pull === null) {
+    while (this.accepting && !this.#demand) {
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
       });
     }
     if (!this.accepting) return;
+    this.#demand = false;
     this.#controller.enqueue(bytes);
     this.delivered += bytes.length;
-    this.#releasePull();
   }
 
-  /** All data delivered: close the stream. */
+  /** All data delivered: close the stream (the handler still reads what is queued). */
   end(): void {
     if (this.#state !== 'open') return;
     this.#state = 'ended';
     this.#controller.close();
-    this.#releasePull();
   }
 
   /** The message is bad: error the stream (the handler must abort) and remember the reply. */
@@ -140,14 +148,7 @@ export class MessageIntake {
     this.#state = 'errored';
     this.#streamError = error;
     this.#controller.error(error);
-    this.#releasePull();
     this.#wakeProducer();
-  }
-
-  #releasePull(): void {
-    const p = this.#pull;
-    this.#pull = null;
-    p?.();
   }
 
   #wakeProducer(): void {
@@ -158,14 +159,10 @@ export class MessageIntake {
 
   /** Wait (bounded by `dataTerminationMs`) for the handler to settle; null on timeout. */
   async waitSettled(conn: Connection): Promise<HandlerOutcome | null> {
-    const o = conn.options;
-    let timer: unknown;
-    const timeout = new Promise<null>((resolve) => {
-      timer = o.timers.setTimeout(() => resolve(null), o.timeouts.dataTerminationMs);
-    });
-    const outcome = await Promise.race([this.settled ?? Promise.resolve(null), timeout]);
-    o.timers.clearTimeout(timer);
-    return outcome;
+    if (this.#outcome !== null) return this.#outcome;
+    if (this.settled === null) return null;
+    const outcome = await conn.within(this.settled, conn.options.timeouts.dataTerminationMs);
+    return outcome === 'stalled' ? null : outcome;
   }
 
   /**
@@ -248,7 +245,8 @@ export async function handleData(conn: Connection, args: string): Promise<void> 
         first = false;
         continue;
       }
-      const piece = conn.input.peek(PIECE);
+      // A view of the first buffered chunk: no copy here, and none in the reader for plain text.
+      const piece = conn.input.peekBytes(PIECE)!;
       const res = reader.push(piece);
       conn.input.skip(res.consumed);
       if (intake.failure === null) {
@@ -421,8 +419,8 @@ export async function handleBdat(conn: Connection, args: string): Promise<void> 
       const bytes = conn.input.readBytes(chunk.want(PIECE));
       if (bytes === null) continue;
       const { data } = chunk.take(bytes);
-      // Copy: the handler may keep chunks, and the transport owns the memory it read into.
-      if (intake.accepting) await intake.deliver(data.slice());
+      // A view, not a copy: the transport never reuses what it read into (see the top of this file).
+      if (intake.accepting) await intake.deliver(data);
     }
   } finally {
     conn.inMessage = false;

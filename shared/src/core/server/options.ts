@@ -50,6 +50,7 @@ export interface ResolvedServerOptions {
 const defaultTimers: Timers = {
   setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
   clearTimeout: (h) => globalThis.clearTimeout(h as ReturnType<typeof globalThis.setTimeout>),
+  now: () => performance.now(),
 };
 
 function count(name: string, value: number | undefined, fallback: number, min = 0): number {

@@ -17,6 +17,12 @@ export type { SaslCredentials, SaslMechanismName };
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
+  /**
+   * Optional: the current time in milliseconds, on the clock `setTimeout` runs on (the default
+   * is `performance.now()`). With it, a connection keeps one timer and moves its deadline for
+   * each wait; without it, each wait on the peer starts and cancels a timer of its own.
+   */
+  now?(): number;
 }
 
 /** ESMTP extensions the server may advertise; every one defaults to true. */

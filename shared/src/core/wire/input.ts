@@ -2,7 +2,8 @@
  * The receive buffer both engines read from. The same buffered octets are read as command or
  * reply lines, as DATA content, or as raw BDAT chunks (RFC 3030), switching mode at any byte.
  *
- * Chunks are kept as pushed in a queue (only small pushes are copied, into shared blocks); reading a line that lies inside one
+ * Chunks are kept as pushed in a queue (only small pushes behind buffered octets are copied,
+ * into shared blocks, released when the buffer empties); reading a line that lies inside one
  * chunk returns a view of it, and only a line that spans chunks is copied (bounded by the
  * caller's maximum). Searching for a line end resumes where the last unsuccessful search
  * stopped, so a line arriving one octet at a time costs O(n), not O(n^2).
@@ -51,14 +52,18 @@ export class InputBuffer {
   #scannedBareLf = false;
 
   /**
-   * Append received octets. Empty arrays are ignored. Small arrays are copied into an owned
-   * block; larger ones are kept by reference (see the ownership note above).
+   * Append received octets. Empty arrays are ignored. An array pushed into an empty buffer, or a
+   * large one, is kept by reference (see the ownership note above); small arrays arriving
+   * behind buffered octets are copied into an owned block, so a line dripping in one octet per
+   * read does not become one chunk per octet.
    */
   push(bytes: Uint8Array): void {
     const n = bytes.length;
     if (n === 0) return;
+    const empty = this.#length === 0;
     this.#length += n;
-    if (n > SMALL_PUSH) {
+    if (n > SMALL_PUSH || empty) {
+      // The common case: a whole command line or a piece of message data in one read.
       this.#chunks.push(bytes);
       return;
     }
@@ -183,12 +188,20 @@ export class InputBuffer {
    * is buffered: call again.
    */
   readBytes(max: number): Uint8Array | null {
+    const out = this.peekBytes(max);
+    if (out !== null) this.skip(out.length);
+    return out;
+  }
+
+  /**
+   * Like `readBytes` without consuming: a view of up to `max` octets of the first chunk (at
+   * least one), or null when the buffer is empty. Never copies.
+   */
+  peekBytes(max: number): Uint8Array | null {
     if (this.#length === 0 || max <= 0) return null;
     const chunk = this.#chunks[this.#head]!;
     const n = Math.min(max, chunk.length - this.#offset);
-    const out = chunk.subarray(this.#offset, this.#offset + n);
-    this.skip(n);
-    return out;
+    return chunk.subarray(this.#offset, this.#offset + n);
   }
 
   /** Exactly `n` octets, or null (consuming nothing) when fewer are buffered. Copies only across chunks. */
@@ -294,6 +307,7 @@ export class InputBuffer {
     this.#discarding = false;
     this.#discardCr = false;
     this.#tailIndex = -1;
+    this.#tail = null;
     return dropped;
   }
 
@@ -326,9 +340,12 @@ export class InputBuffer {
 
   #compact(): void {
     if (this.#head === this.#chunks.length) {
+      // Empty: let go of everything, the copy block too, so an idle connection holds no
+      // buffer memory (views handed out earlier keep what they need alive).
       this.#chunks = [];
       this.#head = 0;
       this.#tailIndex = -1;
+      this.#tail = null;
     } else if (this.#head >= 64 && this.#head * 2 >= this.#chunks.length) {
       this.#chunks = this.#chunks.slice(this.#head);
       this.#tailIndex = this.#tailIndex >= this.#head ? this.#tailIndex - this.#head : -1;

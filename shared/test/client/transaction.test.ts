@@ -8,7 +8,7 @@ import { connectSmtp, sendMail } from '../../src/adapter/node/client.ts';
 import { SmtpRecipientsRejectedError } from '../../src/core/client/errors.ts';
 import { SmtpConfigError, SmtpMessageError, SmtpReplyError } from '../../src/core/errors.ts';
 import { recordedSession, rejection } from './support/client.ts';
-import { type FakeSmtp, type FakeSmtpOptions, startFakeSmtp } from './support/fake-server.ts';
+import { digestReply, type FakeSmtp, type FakeSmtpOptions, startFakeSmtp } from './support/fake-server.ts';
 
 let server: FakeSmtp | undefined;
 afterEach(async () => {
@@ -309,6 +309,48 @@ describe('BDAT (RFC 3030)', () => {
     await session.quit();
   });
 
+  it('RSET follows a refused BDAT (RFC 3030 section 2), not a completed BDAT LAST', async () => {
+    const s = await fake({
+      extensions: ['CHUNKING'],
+      override: (line, session) =>
+        line.startsWith('BDAT') && session.commands.some((c) => c === 'RCPT TO:<no@y.test>')
+          ? '452 4.3.1 out of space'
+          : undefined,
+    });
+    const { session, writes } = await recordedSession(s.port, { chunking: { chunkSize: 4 } });
+    await session.greet();
+    await session.send({ from: 'a@x.test', to: ['b@y.test'] }, '0123456789');
+    await session.send({ from: 'a@x.test', to: ['c@y.test'] }, 'ab');
+    const err = await rejection(session.send({ from: 'a@x.test', to: ['no@y.test'] }, '0123456789'));
+    expect(err.code).toBe(452);
+    expect(err.command).toBe('BDAT');
+    expect(writes.filter((w) => /^(RSET|MAIL)/.test(w))).toEqual([
+      'MAIL FROM:<a@x.test>\r\n',
+      'MAIL FROM:<a@x.test>\r\n',
+      'MAIL FROM:<a@x.test>\r\n',
+    ]);
+    await session.quit();
+    const s2 = await startFakeSmtp({
+      extensions: ['CHUNKING'],
+      override: (line) => (line === 'BDAT 4' ? '452 4.3.1 out of space' : undefined),
+    });
+    try {
+      const c2 = await recordedSession(s2.port, { chunking: { chunkSize: 4 } });
+      await c2.session.greet();
+      await rejection(c2.session.send({ from: 'a@x.test', to: ['b@y.test'] }, '0123456789'));
+      await c2.session.send({ from: 'a@x.test', to: ['c@y.test'] }, 'ab');
+      expect(c2.writes.filter((w) => /^(RSET|MAIL)/.test(w))).toEqual([
+        'MAIL FROM:<a@x.test>\r\n',
+        'RSET\r\n',
+        'MAIL FROM:<a@x.test>\r\n',
+      ]);
+      expect(c2.writes.at(-1)).toBe('BDAT 4 LAST\r\nab\r\n');
+      await c2.session.quit();
+    } finally {
+      await s2.close();
+    }
+  });
+
   it('does not use BDAT when chunking is disabled', async () => {
     const s = await fake({ extensions: ['CHUNKING'] });
     const { session, writes } = await recordedSession(s.port, { chunking: false });
@@ -385,9 +427,8 @@ describe('ESMTP parameters', () => {
     await session.send({ from: 'zoë@x.test', to: ['b@y.test'] }, 'x');
     expect(writes[1]).toBe('MAIL FROM:<zoë@x.test> BODY=8BITMIME SMTPUTF8\r\nRCPT TO:<b@y.test>\r\nDATA\r\n');
     await session.send({ from: 'a@x.test', to: ['b@y.test'] }, 'Subject: café\r\n\r\nx');
-    expect(writes[3]).toBe(
-      'RSET\r\nMAIL FROM:<a@x.test> BODY=8BITMIME SMTPUTF8\r\nRCPT TO:<b@y.test>\r\nDATA\r\n',
-    );
+    // The first transaction completed, so no RSET (RFC 5321 section 4.1.1.4).
+    expect(writes[3]).toBe('MAIL FROM:<a@x.test> BODY=8BITMIME SMTPUTF8\r\nRCPT TO:<b@y.test>\r\nDATA\r\n');
     await session.quit();
     const s2 = await startFakeSmtp({ extensions: ['8BITMIME'] });
     try {
@@ -439,24 +480,62 @@ describe('ESMTP parameters', () => {
 });
 
 describe('session', () => {
-  it('starts every message after the first with RSET', async () => {
-    const s = await fake({ extensions: [] });
+  it('sends RSET only when the previous transaction did not complete (RFC 5321 sections 4.1.1.4, 4.1.1.5)', async () => {
+    const s = await fake({
+      extensions: [],
+      rcpt: (a) => (a.startsWith('bad') ? '550 5.1.1 No such user here' : '250 2.1.5 OK'),
+      accept: (m) => (m.raw.toString().startsWith('refuse') ? '554 5.6.0 refused' : digestReply(m.raw)),
+    });
+    const { session, writes } = await recordedSession(s.port);
+    await session.greet();
+    const from = 'a@x.test';
+    await session.send({ from, to: ['b@y.test'] }, '1');
+    // completed with 250: no RSET
+    await session.send({ from, to: ['c@y.test'] }, '2');
+    // the end of data was refused: the transaction is still over, no RSET
+    const refused = await rejection(session.send({ from, to: ['c@y.test'] }, 'refuse'));
+    expect(refused.code).toBe(554);
+    await session.send({ from, to: ['d@y.test'] }, '3');
+    // every recipient refused: the transaction never completed, so RSET comes first
+    const noRcpt = await rejection(session.send({ from, to: ['bad@y.test'] }, 'x'));
+    expect(noRcpt).toBeInstanceOf(SmtpRecipientsRejectedError);
+    await session.send({ from, to: ['e@y.test'] }, '4');
+    // an explicit RSET leaves nothing to clear
+    await session.reset();
+    await session.send({ from, to: ['f@y.test'] }, '5');
+    expect(writes.slice(1)).toEqual([
+      ...['MAIL FROM:<a@x.test>\r\n', 'RCPT TO:<b@y.test>\r\n', 'DATA\r\n', '1\r\n.\r\n'],
+      ...['MAIL FROM:<a@x.test>\r\n', 'RCPT TO:<c@y.test>\r\n', 'DATA\r\n', '2\r\n.\r\n'],
+      ...['MAIL FROM:<a@x.test>\r\n', 'RCPT TO:<c@y.test>\r\n', 'DATA\r\n', 'refuse\r\n.\r\n'],
+      ...['MAIL FROM:<a@x.test>\r\n', 'RCPT TO:<d@y.test>\r\n', 'DATA\r\n', '3\r\n.\r\n'],
+      ...['MAIL FROM:<a@x.test>\r\n', 'RCPT TO:<bad@y.test>\r\n'],
+      ...['RSET\r\n', 'MAIL FROM:<a@x.test>\r\n', 'RCPT TO:<e@y.test>\r\n', 'DATA\r\n', '4\r\n.\r\n'],
+      'RSET\r\n',
+      ...['MAIL FROM:<a@x.test>\r\n', 'RCPT TO:<f@y.test>\r\n', 'DATA\r\n', '5\r\n.\r\n'],
+    ]);
+    expect(s.sessions[0]!.messages.map((m) => m.raw.toString())).toEqual(
+      ['1', '2', 'refuse', '3', '4', '5'].map((b) => `${b}\r\n.\r\n`),
+    );
+    await session.quit();
+  });
+
+  it('with PIPELINING, RSET rides in the batch only after a transaction that did not complete', async () => {
+    const s = await fake({
+      extensions: ['PIPELINING'],
+      rcpt: (a) => (a.startsWith('bad') ? '550 5.1.1 No such user here' : '250 2.1.5 OK'),
+    });
     const { session, writes } = await recordedSession(s.port);
     await session.greet();
     await session.send({ from: 'a@x.test', to: ['b@y.test'] }, '1');
     await session.send({ from: 'a@x.test', to: ['c@y.test'] }, '2');
-    expect(writes.slice(1)).toEqual([
-      'MAIL FROM:<a@x.test>\r\n',
-      'RCPT TO:<b@y.test>\r\n',
-      'DATA\r\n',
-      '1\r\n.\r\n',
-      'RSET\r\n',
-      'MAIL FROM:<a@x.test>\r\n',
-      'RCPT TO:<c@y.test>\r\n',
-      'DATA\r\n',
-      '2\r\n.\r\n',
+    await rejection(session.send({ from: 'a@x.test', to: ['bad@y.test'] }, 'x'));
+    await session.send({ from: 'a@x.test', to: ['d@y.test'] }, '3');
+    expect(writes.filter((w) => w.includes('MAIL FROM'))).toEqual([
+      'MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n',
+      'MAIL FROM:<a@x.test>\r\nRCPT TO:<c@y.test>\r\nDATA\r\n',
+      'MAIL FROM:<a@x.test>\r\nRCPT TO:<bad@y.test>\r\nDATA\r\n',
+      'RSET\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<d@y.test>\r\nDATA\r\n',
     ]);
-    expect(s.sessions[0]!.messages.map((m) => m.raw.toString())).toEqual(['1\r\n.\r\n', '2\r\n.\r\n']);
     await session.quit();
   });
 

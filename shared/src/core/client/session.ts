@@ -8,8 +8,9 @@
  * Any failure that leaves the connection in an unknown state (timeout, abort, reset, garbled
  * reply, TLS failure, a 421, an error in the middle of the message data) closes the transport
  * and moves to `closed`; a refused MAIL, RCPT, DATA or BDAT leaves the session `ready` (the
- * next transaction starts with RSET). Operations are serialized: a second `send()` waits for
- * the first.
+ * next transaction starts with RSET). A transaction that completed (the server answered the end
+ * of the message data) needs no RSET before the next one. Operations are serialized: a second
+ * `send()` waits for the first.
  *
  * RFC 5321 section 3.3 (mail transaction), section 4.5.3.2 (timeouts), RFC 2920 (pipelining),
  * RFC 3030 (CHUNKING/BINARYMIME), RFC 3207 (STARTTLS), RFC 4954 (AUTH).
@@ -67,8 +68,14 @@ export class SmtpClientSession {
   #caps: Map<string, string[]> = new Map();
   #state: SessionState = 'new';
   #greeted = false;
-  /** A transaction was started (successfully or not): the next one begins with RSET. */
-  #transactions = 0;
+  /**
+   * A transaction was started and did not complete: the next one begins with RSET. After the
+   * reply to the end of the message data the server has cleared its buffers, accepted or not
+   * (RFC 5321 sections 3.3 and 4.1.1.4), and after a 250 to RSET there is nothing to clear; a
+   * refused MAIL, RCPT, DATA or BDAT, or a DATA abandoned in a pipelined group, leaves state
+   * that only RSET clears (RFC 5321 section 4.1.1.5; RFC 3030 section 2 after a failed BDAT).
+   */
+  #needsReset = false;
   #busy = false;
   #queue: Promise<unknown> = Promise.resolve();
   #heloName: string;
@@ -157,8 +164,8 @@ export class SmtpClientSession {
       this.#assertReady();
       const facts = inspectBody(body);
       const plan = planTransaction(envelope, facts, this.#caps, this.#options, this.secure);
-      const reset = this.#transactions > 0;
-      this.#transactions++;
+      const reset = this.#needsReset;
+      this.#needsReset = true;
       const pipelining = this.#options.pipelining && this.#caps.has('PIPELINING');
       const { accepted, rejected, dataReply } = pipelining
         ? await this.#envelopePipelined(plan, reset, sig)
@@ -182,6 +189,7 @@ export class SmtpClientSession {
     return this.#op(signal, async (sig) => {
       this.#assertReady();
       await this.#expect('RSET', 'RSET', sig, [250]);
+      this.#needsReset = false;
     });
   }
 
@@ -557,6 +565,9 @@ export class SmtpClientSession {
     await out.push(this.#encode(writer, null, plan, 'DATA'));
     await out.flush();
     const reply = await this.#read('DATA', signal, this.#options.timeouts.dataMs);
+    // RFC 5321 section 4.1.1.4: the end of data completes the transaction whatever the reply
+    // (a 421 closes the connection anyway).
+    this.#needsReset = false;
     if (reply.code !== 250) throw new SmtpReplyError(reply, { command: 'DATA' });
     return reply;
   }
@@ -605,7 +616,10 @@ export class SmtpClientSession {
     }
     while (outstanding > 0) await settleOne();
     if (failure !== null) throw failure;
-    // Replies come in order: the last one answers BDAT LAST.
+    // Replies come in order: the last one answers BDAT LAST. Every chunk got its 250, so the
+    // transaction completed; after a failed BDAT the state is indeterminate and RSET stays due
+    // (RFC 3030 section 2).
+    this.#needsReset = false;
     return lastReply!;
   }
 

@@ -20,6 +20,79 @@ function feed(w: DotWriter, parts: Uint8Array[]): Uint8Array {
   return all;
 }
 
+/**
+ * The specification, one octet at a time (how the writer worked before its word-wide fast path):
+ * the whole output (or the first error's message) and the flags, for the equivalence property.
+ */
+function reference(parts: Uint8Array[], options: { dotStuff: boolean; maxLineLength: number }) {
+  const out: number[] = [];
+  let pendingCr = false;
+  let lineLength = 0;
+  let line = 1;
+  let inHeader = true;
+  let eightBit = false;
+  let headerEightBit = false;
+  const endLine = () => {
+    if (lineLength === 0) inHeader = false;
+    lineLength = 0;
+    line++;
+  };
+  try {
+    for (const part of parts) {
+      for (const b of part) {
+        if (pendingCr) {
+          pendingCr = false;
+          out.push(13, 10);
+          endLine();
+          if (b === 10) continue;
+        }
+        if (b === 13) pendingCr = true;
+        else if (b === 10) {
+          out.push(13, 10);
+          endLine();
+        } else {
+          if (b === 0) throw new Error(`NUL on line ${line}`);
+          if (b === 0x2e && lineLength === 0 && options.dotStuff) out.push(0x2e);
+          if (b > 127) {
+            eightBit = true;
+            if (inHeader) headerEightBit = true;
+          }
+          if (++lineLength > options.maxLineLength) throw new Error(`line ${line} too long`);
+          out.push(b);
+        }
+      }
+    }
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+  if (pendingCr || lineLength > 0) out.push(13, 10);
+  if (options.dotStuff) out.push(0x2e, 13, 10);
+  return { bytes: Uint8Array.from(out), eightBit, headerEightBit };
+}
+
+/** The same facts from DotWriter, with its error messages reduced to the reference's. */
+function actual(parts: Uint8Array[], options: { dotStuff: boolean; maxLineLength: number }) {
+  const w = new DotWriter(options);
+  const outs: Uint8Array[] = [];
+  try {
+    // copy each output at once: it may share memory with the input
+    for (const part of parts) outs.push(w.write(part).slice());
+    outs.push(w.end());
+  } catch (err) {
+    expect(err).toBeInstanceOf(SmtpMessageError);
+    const m = /NUL octet on line (\d+)|line (\d+) of the message is longer/.exec((err as Error).message);
+    return { error: m?.[1] ? `NUL on line ${m[1]}` : `line ${m?.[2]} too long` };
+  }
+  const bytes = new Uint8Array(outs.reduce((n, o) => n + o.length, 0));
+  let at = 0;
+  for (const o of outs) {
+    bytes.set(o, at);
+    at += o.length;
+  }
+  expect(w.bytesOut).toBe(bytes.length);
+  return { bytes, eightBit: w.eightBit, headerEightBit: w.headerEightBit };
+}
+
 /** Reverse of DATA encoding for the property test: strip the terminator and one leading dot per line. */
 function unstuff(wire: string): string {
   expect(wire.endsWith('.\r\n')).toBe(true);
@@ -136,5 +209,51 @@ describe('DotWriter (RFC 5321 sections 4.5.2 and 2.3.8)', () => {
         expect(unstuff(wire)).toBe(expected);
       }),
     );
+  });
+
+  it('property: the same output, flags and first error as the octet-by-octet specification, for any chunking and alignment', () => {
+    // Octets around every boundary the word-wide scan tests: NUL, TAB, LF, CR, 13/14, DEL, 128, 255.
+    const octet = fc.oneof(
+      { weight: 6, arbitrary: fc.constant(0x61) },
+      { weight: 3, arbitrary: fc.constantFrom(0x0d, 0x0a, 0x2e) },
+      { weight: 2, arbitrary: fc.constantFrom(0x00, 0x09, 0x0c, 0x0e, 0x20, 0x7f, 0x80, 0xc3, 0xff) },
+      { weight: 1, arbitrary: fc.integer({ min: 0, max: 255 }) },
+    );
+    fc.assert(
+      fc.property(
+        fc.array(octet, { maxLength: 600 }),
+        fc.array(fc.nat(600), { maxLength: 6 }),
+        fc.nat(3),
+        fc.boolean(),
+        fc.constantFrom(998, 40, 7, 1),
+        (octets, cuts, offset, stuff, maxLineLength) => {
+          // The input sits at an arbitrary offset of its buffer, so words are unaligned.
+          const backing = new Uint8Array(offset + octets.length);
+          backing.set(octets, offset);
+          const input = backing.subarray(offset);
+          const points = [...new Set(cuts.map((c) => Math.min(c, input.length)))].sort((a, b) => a - b);
+          const parts: Uint8Array[] = [];
+          let from = 0;
+          for (const p of [...points, input.length]) {
+            parts.push(input.subarray(from, p));
+            from = p;
+          }
+          const options = { dotStuff: stuff, maxLineLength };
+          expect(actual(parts, options)).toEqual(reference(parts, options));
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('returns an unchanged chunk without copying it, and never changes its input', () => {
+    const text = enc.encode('Subject: x\r\n\r\nline one\r\nline two\r\n');
+    const w = new DotWriter();
+    expect(w.write(text)).toBe(text);
+    const stuffed = enc.encode('a\n.b\r');
+    const copy = stuffed.slice();
+    expect(dec.decode(w.write(stuffed))).toBe('a\r\n..b\r');
+    expect(stuffed).toEqual(copy);
+    expect(dec.decode(w.end())).toBe('\n.\r\n');
   });
 });

@@ -12,8 +12,13 @@ import { handleAuth } from './auth.ts';
 import type { Connection } from './connection.ts';
 import { abortTransaction, handleBdat, handleData } from './data.ts';
 import { parseMailParams, parseRcptParams } from './params.ts';
-import { r } from './replies.ts';
+import { fixedReply, r } from './replies.ts';
 import type { Envelope } from './types.ts';
+
+// Replies sent for nearly every message: encoded once (see `fixedReply`).
+const SENDER_OK = fixedReply(250, '2.1.0', 'Sender OK');
+const RECIPIENT_OK = fixedReply(250, '2.1.5', 'Recipient OK');
+const OK = fixedReply(250, '2.0.0', 'OK');
 
 /** Verbs we know but do not implement (RFC 5321 section 4.2.4: 502). */
 const NOT_IMPLEMENTED = new Set(['EXPN', 'SEND', 'SOML', 'SAML', 'TURN', 'ETRN', 'ATRN']);
@@ -75,7 +80,7 @@ export async function dispatch(conn: Connection, line: LineResult): Promise<void
       return rset(conn, args);
     case 'NOOP':
       // RFC 5321 section 4.1.1.9: any argument is ignored.
-      conn.send(r(250, '2.0.0', 'OK'));
+      conn.send(OK);
       return;
     case 'QUIT':
       // RFC 5321 section 4.1.1.10.
@@ -210,7 +215,7 @@ async function mail(conn: Connection, args: string): Promise<void> {
     return;
   }
   session.transaction = { mailFrom: from, rcptTo: [] };
-  conn.send(r(250, '2.1.0', 'Sender OK'));
+  conn.send(SENDER_OK);
 }
 
 async function rcpt(conn: Connection, args: string): Promise<void> {
@@ -263,7 +268,7 @@ async function rcpt(conn: Connection, args: string): Promise<void> {
   }
   // The transaction may have been reset while the hook ran only by this same loop, so tx is current.
   tx.rcptTo.push(recipient);
-  conn.send(r(250, '2.1.5', 'Recipient OK'));
+  conn.send(RECIPIENT_OK);
 }
 
 function addressReply(conn: Connection, error: unknown): SmtpReply {
@@ -279,7 +284,7 @@ function rset(conn: Connection, args: string): void {
     return;
   }
   resetTransaction(conn);
-  conn.send(r(250, '2.0.0', 'OK'));
+  conn.send(OK);
 }
 
 function vrfy(conn: Connection, args: string): void {

@@ -25,8 +25,11 @@ import { BdatChunk, parseBdatArgs } from '../wire/bdat.ts';
 import { DotReader } from '../wire/dot-reader.ts';
 import { resetTransaction } from './commands.ts';
 import type { Connection } from './connection.ts';
-import { r } from './replies.ts';
+import { fixedReply, r } from './replies.ts';
 import type { DataResult, Envelope } from './types.ts';
+
+/** RFC 5321 section 4.1.1.4: the intermediate reply to DATA. */
+const GO_AHEAD = fixedReply(354, null, 'End data with <CR><LF>.<CR><LF>');
 
 /** Largest piece read from the input buffer at once (one enqueued stream chunk at most). */
 const PIECE = 64 * 1024;
@@ -223,7 +226,7 @@ export async function handleData(conn: Connection, args: string): Promise<void> 
     conn.send(r(554, '5.5.1', 'No valid recipients'));
     return;
   }
-  conn.send(r(354, null, 'End data with <CR><LF>.<CR><LF>'));
+  conn.send(GO_AHEAD);
   await conn.flush();
   if (conn.closing) return;
 

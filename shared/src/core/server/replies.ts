@@ -57,7 +57,8 @@ const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/g;
 
 /** Cut `s` so its UTF-8 form fits `max` octets, without splitting a character. */
 function fitUtf8(s: string, max: number): string {
-  if (encoder.encode(s).length <= max) return s;
+  // A UTF-16 code unit is at most 3 UTF-8 octets: short text needs no measuring.
+  if (s.length * 3 <= max || encoder.encode(s).length <= max) return s;
   let out = '';
   let used = 0;
   for (const ch of s) {
@@ -70,16 +71,57 @@ function fitUtf8(s: string, max: number): string {
 }
 
 /**
+ * Replies whose text never changes, built once at module load with `fixedReply`, and their
+ * encodings (with and without the enhanced code), made on first use.
+ */
+const fixedEncodings = new WeakMap<SmtpReply, { enhanced: Uint8Array | null; plain: Uint8Array | null }>();
+
+/**
+ * A reply that is the same for every connection ("250 2.1.0 Sender OK"): its octets are
+ * encoded once and reused, instead of formatted and encoded for every command. Treat it as
+ * immutable.
+ */
+export function fixedReply(code: number, enhancedCode: EnhancedCode | null, text: string): SmtpReply {
+  const reply = Object.freeze({ code, enhancedCode, lines: Object.freeze(text.split('\n')) as string[] });
+  fixedEncodings.set(reply, { enhanced: null, plain: null });
+  return reply;
+}
+
+/**
  * The octets of a reply. `enhanced: false` drops the enhanced code (extension disabled, or
  * RFC 2034 section 3: greeting, HELO/EHLO and 3xx replies carry none). Control characters in
  * the text become spaces and over-long lines are cut, so any text a handler supplies is safe.
  */
 export function encodeReply(reply: SmtpReply, enhanced: boolean): Uint8Array {
+  const fixed = fixedEncodings.get(reply);
+  if (fixed !== undefined) {
+    if (enhanced) {
+      fixed.enhanced ??= encodeNow(reply, true);
+      return fixed.enhanced;
+    }
+    fixed.plain ??= encodeNow(reply, false);
+    return fixed.plain;
+  }
+  return encodeNow(reply, enhanced);
+}
+
+function encodeNow(reply: SmtpReply, enhanced: boolean): Uint8Array {
   const code = reply.code;
   const enhancedCode = enhanced && code >= 200 && (code < 300 || code >= 400) ? reply.enhancedCode : null;
   const prefix = 4 + (enhancedCode === null ? 0 : enhancedCode.length + 1) + 2;
   const lines = (reply.lines.length === 0 ? [''] : reply.lines).map((line) =>
     fitUtf8(line.replace(CONTROL, ' '), MAX_REPLY_LINE - prefix),
   );
-  return encoder.encode(formatReply({ code, enhancedCode, lines }));
+  return encodeText(formatReply({ code, enhancedCode, lines }));
+}
+
+/** UTF-8 octets of `text`; ASCII (nearly every reply) without a TextEncoder call. */
+function encodeText(text: string): Uint8Array {
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0x7f) return encoder.encode(text);
+    out[i] = c;
+  }
+  return out;
 }

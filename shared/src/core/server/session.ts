@@ -14,16 +14,23 @@ import type { Endpoint, TlsInfo, Transport } from '../transport.ts';
 import type { CloseReason } from './connection.ts';
 import type { Envelope, SmtpSession } from './types.ts';
 
-const random = new Uint8Array(6);
+let prefix: string | null = null;
 let counter = 0;
 
-/** A unique, log-friendly connection id: 12 random hex digits and a process-wide counter. */
+/**
+ * A unique, log-friendly connection id: 12 random hex digits drawn once per process (so ids
+ * from different processes and restarts differ) and a process-wide counter. Ids are for logs
+ * and tracing, not secrets: the random part is not drawn again per connection, which cost a
+ * `crypto.getRandomValues` call for every connection.
+ */
 export function newSessionId(): string {
-  crypto.getRandomValues(random);
-  let hex = '';
-  for (const b of random) hex += b.toString(16).padStart(2, '0');
+  if (prefix === null) {
+    const random = crypto.getRandomValues(new Uint8Array(6));
+    prefix = '';
+    for (const b of random) prefix += b.toString(16).padStart(2, '0');
+  }
   counter = (counter + 1) % Number.MAX_SAFE_INTEGER;
-  return `${hex}-${counter}`;
+  return `${prefix}-${counter}`;
 }
 
 export class ServerSession implements SmtpSession {

@@ -66,7 +66,8 @@ export function formatReply(reply: SmtpReply, options: FormatReplyOptions = {}):
             : String(code)
           : `${code}-`
         : `${code}${last ? ' ' : '-'}${body}`;
-    if (utf8.encode(line).length + 2 > max) {
+    // A UTF-16 code unit is at most 3 UTF-8 octets: short lines need no measuring.
+    if (line.length * 3 + 2 > max && utf8.encode(line).length + 2 > max) {
       throw new SmtpConfigError(`reply line longer than ${max} octets`);
     }
     out += `${line}\r\n`;

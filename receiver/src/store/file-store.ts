@@ -8,6 +8,7 @@
  *    sees `<id>.json` finds its `<id>.eml` complete), then fsync the directory.
  * On any error or abort before step 3 finishes, the temporary files (and an already renamed `.eml`)
  * are removed. A crash can leave only dot-named `*.tmp` files, which readers ignore.
+ * Every write is completed in a loop (`writeAll`): a short write never leaves a truncated `.eml`.
  */
 import { constants } from 'node:fs';
 import { access, type FileHandle, mkdir, open, rename, statfs, unlink } from 'node:fs/promises';
@@ -45,6 +46,27 @@ async function mkdirDurable(dir: string): Promise<void> {
     d = dirname(d);
   }
   for (const p of created) await fsyncDirectory(p);
+}
+
+/**
+ * Write all of `data` at the file's current position. `FileHandle.write()` resolves with the number of
+ * bytes the kernel took, which can be fewer than asked (write(2) stops at RLIMIT_FSIZE, at a full
+ * file system, on a signal); the rest is written by further calls, so that the next call reports the
+ * real error (EFBIG, ENOSPC) instead of a truncated `.eml` being committed.
+ */
+async function writeAll(fh: FileHandle, data: Uint8Array, path: string): Promise<void> {
+  let offset = 0;
+  while (offset < data.byteLength) {
+    let written: number;
+    try {
+      ({ bytesWritten: written } = await fh.write(data, offset, data.byteLength - offset));
+    } catch (e) {
+      throw ioError(e, `cannot write ${path}`);
+    }
+    // write(2) returns 0 only for a zero-length request; guard against a loop that never ends anyway.
+    if (written <= 0) throw new StoreError('io', `cannot write ${path}: no progress`);
+    offset += written;
+  }
 }
 
 function ioError(err: unknown, what: string): StoreError {
@@ -89,7 +111,7 @@ export class FileStore implements MessageStore {
         throw ioError(e, `cannot create ${emlTmp}`);
       });
       let messageSize = 0;
-      await fh.write(head);
+      await writeAll(fh, head, emlTmp);
       for (;;) {
         let chunk: Awaited<ReturnType<typeof reader.read>>;
         try {
@@ -101,9 +123,7 @@ export class FileStore implements MessageStore {
         if (signal.aborted) throw new StoreError(abortReason(signal), 'store aborted');
         if (chunk.done) break;
         messageSize += chunk.value.byteLength;
-        await fh.write(chunk.value).catch((e: unknown) => {
-          throw ioError(e, `cannot write ${emlTmp}`);
-        });
+        await writeAll(fh, chunk.value, emlTmp);
       }
       await fh.sync().catch((e: unknown) => {
         throw ioError(e, `cannot fsync ${emlTmp}`);
@@ -115,6 +135,7 @@ export class FileStore implements MessageStore {
       fh = await open(jsonTmp, 'wx', 0o640).catch((e: unknown) => {
         throw ioError(e, `cannot create ${jsonTmp}`);
       });
+      // writeFile() itself repeats write(2) until every byte is written.
       await fh.writeFile(`${JSON.stringify(record, null, 2)}\n`).catch((e: unknown) => {
         throw ioError(e, `cannot write ${jsonTmp}`);
       });

@@ -281,6 +281,40 @@ describe('DotReader', () => {
     );
   });
 
+  it('property: agrees with the reference on long lines, at every alignment of the input in memory', () => {
+    // Mostly text with a few CR, LF and dots, long enough for the word-at-a-time scan.
+    const octet = fc.oneof(
+      { weight: 30, arbitrary: fc.constant(0x41) },
+      { weight: 1, arbitrary: fc.constantFrom(0x2e, 0x0d, 0x0a, 0x00, 0xff, 0x8d, 0x8a) },
+    );
+    fc.assert(
+      fc.property(
+        fc.array(octet, { minLength: 60, maxLength: 700 }),
+        fc.array(fc.nat(), { maxLength: 4 }),
+        fc.integer({ min: 0, max: 7 }),
+        (arr, cuts, offset) => {
+          const backing = new Uint8Array(arr.length + offset);
+          backing.set(arr, offset);
+          const wire = backing.subarray(offset);
+          for (const mode of ['keep', 'normalize'] as const) {
+            const want = reference(wire, mode === 'normalize');
+            const reader = new DotReader({ bareLineEndings: mode });
+            const got = feed(reader, wire, cuts);
+            expect(got.out).toEqual(want.data);
+            expect(got.consumed).toBe(want.consumed);
+            expect(got.done).toBe(want.done);
+            expect([reader.bareCr, reader.bareLf, reader.longestLine]).toEqual([
+              want.bareCr,
+              want.bareLf,
+              want.longestLine,
+            ]);
+          }
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+
   it('hands on a view of the input, without copying, when nothing is removed or inserted', () => {
     const wire = bytes('Subject: x\r\n\r\nbody line\r\n');
     const r = new DotReader().push(wire);

@@ -76,8 +76,8 @@ describe('receiver killed with SIGKILL mid-transaction, then restarted', () => {
           await deliver(0, marker, {
             port: () => port,
             bytes: messageFor(marker, 300_000),
-            attempts: 60,
-            pauseMs: 30,
+            attempts: 100,
+            pauseMs: 100,
           }),
         );
       }

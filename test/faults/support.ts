@@ -185,6 +185,8 @@ export interface Delivery {
   /** Every outcome in order: 250, a 4xx code, or 'conn' for a connection error / timeout. */
   outcomes: Array<number | 'conn'>;
   acked: boolean;
+  /** The last error, for diagnostics. */
+  lastError?: string;
 }
 
 /** The message for `marker`: unique, recognizable, CRLF throughout. */
@@ -232,6 +234,7 @@ export async function deliver(
       } else {
         d.outcomes.push('conn');
       }
+      d.lastError = String(e);
     }
     await new Promise((r) => setTimeout(r, options.pauseMs ?? 50));
   }

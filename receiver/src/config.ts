@@ -454,7 +454,7 @@ export function summarizeConfig(
     limits:
       `message ${c.maxMessageBytes} B, ${c.maxRecipients} rcpt, ${c.maxConnections} conn` +
       ` (${c.maxConnectionsPerIp}/IP), ${c.messagesPerIpPerMinute || 'unlimited'} msg/IP/min`,
-    auth: `lockout after ${c.authMaxFailuresPerIp}/IP or ${c.authMaxFailuresPerUser}/user failures for ${c.authLockoutMs} ms`,
+    auth: `lockout after ${c.authMaxFailuresPerIp} failures per IP or ${c.authMaxFailuresPerUser} per (IP, user) for ${c.authLockoutMs} ms`,
     proxyProtocol:
       c.proxyProtocolTrusted.length === 0 ? 'off' : c.proxyProtocolTrusted.map((x) => x.text).join(','),
     timeouts: `store ${c.storeTimeoutMs} ms, drain ${c.drainTimeoutMs} ms`,

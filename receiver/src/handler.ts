@@ -5,7 +5,8 @@
  * Replies the receiver itself gives (the engine gives the protocol ones):
  * - RCPT on the MX listener for a domain not in RECEIVER_DOMAINS: `550 5.7.1 Relaying denied`.
  * - MAIL over the per-address rate: `451 4.7.1`.
- * - AUTH while locked out: `454 4.7.0` (RFC 4954 section 6, temporary failure).
+ * - AUTH while the client's address, or this user name from this address, is locked out (`limits.ts`
+ *   `AuthLockout`; never the user name alone): `454 4.7.0` (RFC 4954 section 6, temporary failure).
  * - Store failure or store time-out: `451 4.3.0` after the whole message was read.
  */
 import {
@@ -137,7 +138,7 @@ export function createHandler(d: HandlerDeps): SmtpServerHandler {
         }
       }
       if (ok) {
-        d.lockout.success(name);
+        d.lockout.success(ip, name);
         d.log.info(
           { event: 'auth', session: s.id, client: ip, user: name, mechanism: creds.mechanism, result: 'ok' },
           'AUTH ok',

@@ -179,4 +179,32 @@ describe('receiver handler', () => {
       ),
     ).toBe('454 4.7.0 Too many failed authentication attempts, try again later');
   });
+
+  it('AUTH: failures for a user from many addresses do not lock that user out elsewhere', async () => {
+    const lockout = new AuthLockout({ maxFailuresPerIp: 2, maxFailuresPerUser: 10, lockoutMs: 60_000 });
+    const h = createHandler(
+      deps(
+        fakeStore(async () => Promise.reject(new Error('unused'))),
+        { listener: 'submission', lockout },
+      ),
+    );
+    const from = (address: string) => session({ remote: { address, port: 50000 } });
+    // 30 addresses fail once each for bob: three times the per-user limit in total.
+    for (let i = 1; i <= 30; i++)
+      expect(
+        await h.auth?.(from(`203.0.113.${i}`), { mechanism: 'PLAIN', username: 'bob', password: 'x' }),
+      ).toBeNull();
+    // bob from his own address, which failed nothing, gets in.
+    expect(
+      await h.auth?.(from('198.51.100.7'), { mechanism: 'PLAIN', username: 'bob', password: 'secret' }),
+    ).toEqual({
+      user: 'bob',
+    });
+    // So does bob from an address that failed once for him (below both limits).
+    expect(
+      await h.auth?.(from('203.0.113.1'), { mechanism: 'PLAIN', username: 'bob', password: 'secret' }),
+    ).toEqual({
+      user: 'bob',
+    });
+  });
 });

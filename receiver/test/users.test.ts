@@ -62,15 +62,49 @@ describe('AuthLockout', () => {
     expect(l.locked('192.0.2.1', 'x')).toBeNull();
   });
 
-  it('locks a user name across addresses; success clears the user, not the address', () => {
+  it('failures for a user from other addresses never lock that user out (review finding 9)', () => {
     const l = new AuthLockout({ maxFailuresPerIp: 3, maxFailuresPerUser: 2, lockoutMs: 1000, now: () => 0 });
-    l.failure('192.0.2.1', 'Bob');
-    l.success('bob');
-    l.failure('192.0.2.2', 'bob');
+    // Twenty addresses each fail once for bob: bob from a clean address is not locked.
+    for (let i = 1; i <= 20; i++) l.failure(`192.0.2.${i}`, 'bob');
     expect(l.locked('198.51.100.9', 'bob')).toBeNull();
-    l.failure('192.0.2.3', 'BOB');
-    expect(l.locked('198.51.100.9', 'bob')).toBe('user');
-    expect(l.locked('198.51.100.9', 'alice')).toBeNull();
+    expect(l.locked('198.51.100.9', 'BOB')).toBeNull();
+    // An address that failed once for bob is not locked either (below both limits).
+    expect(l.locked('192.0.2.1', 'bob')).toBeNull();
+  });
+
+  it('locks (address, user) after maxFailuresPerUser; success from that address clears the pair only', () => {
+    const l = new AuthLockout({ maxFailuresPerIp: 5, maxFailuresPerUser: 2, lockoutMs: 1000, now: () => 0 });
+    l.failure('192.0.2.1', 'Bob');
+    l.success('192.0.2.1', 'bob');
+    l.failure('192.0.2.1', 'bob');
+    expect(l.locked('192.0.2.1', 'bob')).toBeNull();
+    l.failure('192.0.2.1', 'BOB');
+    expect(l.locked('192.0.2.1', 'bob')).toBe('ip_user');
+    // Only that pair: another user from that address, and bob from another address, go on.
+    expect(l.locked('192.0.2.1', 'alice')).toBeNull();
+    expect(l.locked('192.0.2.2', 'bob')).toBeNull();
+    // The address has 3 failures (one before the success): a success for the pair does not clear them.
+    l.success('192.0.2.1', 'bob');
+    expect(l.locked('192.0.2.1', 'bob')).toBeNull();
+    l.failure('192.0.2.1', 'carol');
+    l.failure('192.0.2.1', 'dave');
+    expect(l.locked('192.0.2.1', 'bob')).toBe('ip');
+    expect(l.locked('192.0.2.1', 'erin')).toBe('ip');
+    l.success('192.0.2.1', 'bob');
+    expect(l.locked('192.0.2.1', 'bob')).toBe('ip');
+  });
+
+  it('keys the (address, user) pair by the IPv6 /64 too', () => {
+    const l = new AuthLockout({
+      maxFailuresPerIp: 100,
+      maxFailuresPerUser: 2,
+      lockoutMs: 1000,
+      now: () => 0,
+    });
+    l.failure('2001:db8::1', 'bob');
+    l.failure('2001:db8::2', 'bob');
+    expect(l.locked('2001:db8::ffff', 'bob')).toBe('ip_user');
+    expect(l.locked('2001:db8:0:1::1', 'bob')).toBeNull();
   });
 
   it('treats an IPv6 /64 as one address and stays bounded', () => {

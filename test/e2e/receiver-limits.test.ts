@@ -78,6 +78,22 @@ describe('receiver limits', () => {
     expect(text).toMatch(/receiver_auth_failures_total\{listener="submission",reason="locked_out"\} 2/);
   });
 
+  it('failures for a user from many addresses do not lock that user out of a clean address', async () => {
+    // Eleven addresses each fail once for USER: more than RECEIVER_AUTH_MAX_FAILURES_PER_USER (10) in
+    // total, but each address is below its own limits. The user's own address still gets in.
+    for (let i = 20; i < 31; i++) {
+      const c = await authSession(`127.0.0.${i}`);
+      expect((await c.cmd(`AUTH PLAIN ${plain(USER, 'wrong')}`))?.text).toMatch(/^535 5\.7\.8 /);
+      c.close();
+    }
+    const own = await authSession('127.0.0.40');
+    expect((await own.cmd(`AUTH PLAIN ${plain(USER, PASSWORD)}`))?.text).toMatch(/^235 2\.7\.0/);
+    own.close();
+    const failedOnce = await authSession('127.0.0.20');
+    expect((await failedOnce.cmd(`AUTH PLAIN ${plain(USER, PASSWORD)}`))?.text).toMatch(/^235 2\.7\.0/);
+    failedOnce.close();
+  });
+
   it('limits transactions per address per minute (451 4.7.1 at MAIL)', async () => {
     const c = await RawSmtp.connect(rx.ports.mx!, { localAddress: '127.0.0.9' });
     await c.reply();

@@ -7,6 +7,7 @@
  * bodies are single lines once unfolded; RFC 5321 section 4.1.2: paths contain no CR/LF).
  */
 import { z } from '@hono/zod-openapi';
+import { base64DecodedLength } from '@smtp-edge/protocol';
 import type { Limits } from './config.ts';
 import type { FieldError, SendRequest } from './types.ts';
 
@@ -62,15 +63,17 @@ export const AddressListSchema = z
   )
   .openapi('AddressList', { description: 'One address or an array of addresses.' });
 
-/** RFC 4648 section 4 alphabet with padding; whitespace (line breaks of MIME encoders) is ignored. */
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-const WHITESPACE = /[\t\n\r ]+/g;
-
-/** Decoded size of a base64 text already checked against `BASE64` (after removing whitespace). */
+/**
+ * Decoded size of attachment content: strict base64 (RFC 4648 section 4 alphabet, `=` padding,
+ * zero pad bits) in which whitespace (line breaks of MIME encoders) is ignored; -1 when it is
+ * not. One pass, nothing decoded: the composer checks the same rules when it re-wraps the text.
+ */
 export function base64DecodedSize(content: string): number {
-  const compact = content.replace(WHITESPACE, '');
-  const padding = compact.endsWith('==') ? 2 : compact.endsWith('=') ? 1 : 0;
-  return (compact.length / 4) * 3 - padding;
+  try {
+    return base64DecodedLength(content, { allowWhitespace: true });
+  } catch {
+    return -1;
+  }
 }
 
 /**
@@ -88,7 +91,7 @@ export const AttachmentSchema = z
     filename: singleLine(255).min(1, { error: 'must not be empty' }).openapi({ example: 'report.pdf' }),
     content: z
       .string({ error: 'must be a base64 string' })
-      .refine((value) => BASE64.test(value.replace(WHITESPACE, '')), {
+      .refine((value) => base64DecodedSize(value) >= 0, {
         error: 'must be valid base64 (RFC 4648 section 4, with = padding)',
       })
       .openapi({ format: 'byte', example: 'JVBERi0xLjQK' }),

@@ -54,7 +54,8 @@ export function messageInput(req: ParsedSendRequest): MessageInput {
   if (req.attachments) {
     input.attachments = req.attachments.map((a) => ({
       filename: a.filename,
-      content: a.content.replace(/[\t\n\r ]+/g, ''),
+      // Whitespace (MIME line breaks) is fine: the composer re-wraps the base64 text itself.
+      content: a.content,
       ...(a.contentType === undefined ? {} : { contentType: a.contentType }),
     }));
   }

@@ -68,3 +68,137 @@ export function base64Decode(text: string, options: Base64DecodeOptions = {}): U
   }
   return out;
 }
+
+const SP = 0x20;
+const HT = 0x09;
+const CR = 0x0d;
+const LF = 0x0a;
+const EQ = 0x3d;
+const encoder = new TextEncoder();
+/** 0 for the 64 alphabet octets, 1 for every other octet: OR-ed over a run to test it at once. */
+const NOT_ALPHABET = new Uint8Array(256).fill(1);
+for (let i = 0; i < ALPHABET.length; i++) NOT_ALPHABET[ALPHABET.charCodeAt(i)] = 0;
+
+/**
+ * Fast path for the usual input, base64 without whitespace: `text` as ASCII octets and its
+ * padding, or null when anything needs a closer look (whitespace, a character outside the
+ * alphabet, "=" out of place, a length that is not a multiple of 4), which `scanBase64` then
+ * reports exactly. The octets come from the native UTF-8 encoder (one octet per character
+ * exactly when the text is ASCII); the alphabet test is a branch-free OR over a lookup table.
+ */
+function plainBase64(text: string): { octets: Uint8Array; pad: number } | null {
+  const n = text.length;
+  if (n % 4 !== 0) return null;
+  const octets = encoder.encode(text);
+  if (octets.length !== n) return null;
+  const pad = n === 0 ? 0 : octets[n - 1] !== EQ ? 0 : octets[n - 2] !== EQ ? 1 : 2;
+  let bad = 0;
+  for (let i = 0; i < n - pad; i++) bad |= NOT_ALPHABET[octets[i]!]!;
+  if (bad !== 0) return null;
+  // RFC 4648 section 3.5: the bits of the last character that padding leaves over are zero.
+  if (pad > 0 && (DECODE[octets[n - pad - 1]!]! & (pad === 1 ? 3 : 15)) !== 0) {
+    throw new SmtpProtocolError('invalid base64: non-zero pad bits');
+  }
+  return { octets, pad };
+}
+
+/**
+ * One pass over base64 text, character by character, that applies exactly the rules of
+ * `base64Decode` (same errors, same messages) without decoding anything. When `out` is given,
+ * the base64 characters (whitespace dropped) are copied into it in lines of `lineLength`
+ * characters, each ending in CRLF. Returns the decoded length and the octets written to `out`.
+ */
+function scanBase64(
+  text: string,
+  allowWhitespace: boolean,
+  out: Uint8Array | null,
+  lineLength: number,
+): { decodedLength: number; written: number } {
+  let n = 0; // characters that are not skipped whitespace
+  let o = 0;
+  let col = 0;
+  let firstBad = -1; // offset (in n) of the first character outside the alphabet and not "="
+  let firstEq = -1; // offset of the first "="
+  let tailEq = 0; // "=" characters at the end so far
+  let lastValue = 0; // value of the last alphabet character
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    const v = c < 128 ? DECODE[c]! : -1;
+    if (v >= 0) {
+      lastValue = v;
+      tailEq = 0;
+    } else if (c === EQ) {
+      if (firstEq < 0) firstEq = n;
+      tailEq++;
+    } else if (allowWhitespace && (c === SP || c === HT || c === CR || c === LF)) {
+      continue;
+    } else {
+      if (firstBad < 0) firstBad = n;
+      tailEq = 0;
+    }
+    if (out !== null) {
+      out[o++] = c;
+      if (++col === lineLength) {
+        out[o++] = CR;
+        out[o++] = LF;
+        col = 0;
+      }
+    }
+    n++;
+  }
+  if (n % 4 !== 0) throw new SmtpProtocolError('invalid base64: length is not a multiple of 4');
+  // As in base64Decode: one or two final "=" are padding; any other "=" is out of place.
+  const pad = Math.min(tailEq, 2);
+  let bad = firstBad;
+  if (firstEq >= 0 && firstEq < n - pad && (bad < 0 || firstEq < bad)) bad = firstEq;
+  if (bad >= 0) throw new SmtpProtocolError(`invalid base64: unexpected character at offset ${bad}`);
+  // RFC 4648 section 3.5: the bits of the last character that padding leaves over are zero.
+  if (pad > 0 && (lastValue & (pad === 1 ? 3 : 15)) !== 0) {
+    throw new SmtpProtocolError('invalid base64: non-zero pad bits');
+  }
+  if (out !== null && col > 0) {
+    out[o++] = CR;
+    out[o++] = LF;
+  }
+  return { decodedLength: (n / 4) * 3 - pad, written: o };
+}
+
+/**
+ * The length `base64Decode(text, options)` would return, checked by the same strict rules
+ * (throws the same `SmtpProtocolError`), without decoding.
+ */
+export function base64DecodedLength(text: string, options: Base64DecodeOptions = {}): number {
+  const plain = plainBase64(text);
+  if (plain !== null) return (text.length / 4) * 3 - plain.pad;
+  return scanBase64(text, options.allowWhitespace === true, null, 0).decodedLength;
+}
+
+/**
+ * Strict base64 text (whitespace allowed, as `base64Decode` with `allowWhitespace`) re-wrapped
+ * into lines of `lineLength` characters (default 76, RFC 2045 section 6.8), each ending in CRLF,
+ * as ASCII octets. Because strict base64 has exactly one form per octet string, this is the same
+ * as encoding `base64Decode(text)` again, without the decode/encode round trip.
+ * Throws `SmtpProtocolError` like `base64Decode`.
+ */
+export function base64Rewrap(text: string, lineLength = 76): Uint8Array {
+  if (!Number.isInteger(lineLength) || lineLength < 4 || lineLength % 4 !== 0) {
+    throw new RangeError('base64Rewrap: lineLength must be a positive multiple of 4');
+  }
+  const plain = plainBase64(text);
+  if (plain !== null) {
+    // Already checked: copy whole lines with `set` and put CRLF after each.
+    const { octets } = plain;
+    const out = new Uint8Array(octets.length + 2 * Math.ceil(octets.length / lineLength));
+    let o = 0;
+    for (let i = 0; i < octets.length; i += lineLength) {
+      const line = octets.subarray(i, i + lineLength);
+      out.set(line, o);
+      o += line.length;
+      out[o++] = CR;
+      out[o++] = LF;
+    }
+    return out;
+  }
+  const out = new Uint8Array(text.length + 2 * Math.ceil(text.length / lineLength));
+  return out.subarray(0, scanBase64(text, true, out, lineLength).written);
+}

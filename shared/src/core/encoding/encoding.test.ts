@@ -3,7 +3,7 @@ import { createHash, createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SmtpError, SmtpMessageError, SmtpProtocolError } from '../errors.ts';
-import { base64Decode, base64Encode } from './base64.ts';
+import { base64Decode, base64DecodedLength, base64Encode, base64Rewrap } from './base64.ts';
 import {
   bytesToLatin1,
   concatBytes,
@@ -85,6 +85,114 @@ describe('base64', () => {
           expect(e).toBeInstanceOf(SmtpError);
         }
       }),
+    );
+  });
+});
+
+describe('base64 without decoding: base64DecodedLength and base64Rewrap', () => {
+  /** What base64Decode says about `text` (with whitespace allowed): the octets or the error message. */
+  function decodeOutcome(text: string): { bytes: Uint8Array } | { error: string } {
+    try {
+      return { bytes: base64Decode(text, { allowWhitespace: true }) };
+    } catch (e) {
+      expect(e).toBeInstanceOf(SmtpProtocolError);
+      return { error: (e as Error).message };
+    }
+  }
+
+  /** The message of the SmtpProtocolError `fn` throws (null when it does not throw). */
+  function errorOf(fn: () => unknown): string | null {
+    try {
+      fn();
+      return null;
+    } catch (e) {
+      expect(e).toBeInstanceOf(SmtpProtocolError);
+      return (e as Error).message;
+    }
+  }
+
+  /** The canonical encoding of `bytes` in CRLF-ended lines of `width` characters. */
+  function wrapped(bytes: Uint8Array, width: number): string {
+    const b64 = base64Encode(bytes);
+    let out = '';
+    for (let i = 0; i < b64.length; i += width) out += `${b64.slice(i, i + width)}\r\n`;
+    return out;
+  }
+
+  it('re-wraps MIME-folded base64 into 76-character lines', () => {
+    const bytes = new Uint8Array(200).map((_, i) => (i * 31) & 0xff);
+    const folded = base64Encode(bytes).replace(/.{1,60}/g, '$&\r\n ');
+    expect(bytesToLatin1(base64Rewrap(folded))).toBe(wrapped(bytes, 76));
+    expect(bytesToLatin1(base64Rewrap(folded, 8))).toBe(wrapped(bytes, 8));
+    expect(base64DecodedLength(folded, { allowWhitespace: true })).toBe(200);
+    expect(base64Rewrap('')).toEqual(new Uint8Array(0));
+    expect(() => base64Rewrap('Zg==', 10)).toThrow(RangeError);
+  });
+
+  it('refuses exactly what base64Decode refuses, with the same message', () => {
+    for (const bad of [
+      'Zg',
+      'Zg=',
+      'Zm9v=',
+      'Z===',
+      '====',
+      'Zg==Zg==',
+      'Zm*v',
+      'Zm9vé===',
+      'Zh==',
+      'Zm9=v',
+    ]) {
+      const outcome = decodeOutcome(bad);
+      expect('error' in outcome, bad).toBe(true);
+      const message = (outcome as { error: string }).error;
+      expect(
+        errorOf(() => base64Rewrap(bad)),
+        bad,
+      ).toBe(message);
+      expect(
+        errorOf(() => base64DecodedLength(bad, { allowWhitespace: true })),
+        bad,
+      ).toBe(message);
+    }
+    // whitespace is skipped only when asked
+    expect(() => base64DecodedLength('Zm9v\r\nYmFy')).toThrow(SmtpProtocolError);
+  });
+
+  it('property: agrees with base64Decode on any text (octets, length, or the error message)', () => {
+    const char = fc.oneof(
+      {
+        weight: 8,
+        arbitrary: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'),
+      },
+      { weight: 2, arbitrary: fc.constantFrom('=', ' ', '\t', '\r', '\n') },
+      { weight: 1, arbitrary: fc.constantFrom('*', '-', '_', '\f', 'é', '\0') },
+    );
+    const canonical = fc.uint8Array({ maxLength: 200 }).map((b) => base64Encode(b));
+    const text = fc.oneof(
+      fc.array(char, { maxLength: 40 }).map((cs) => cs.join('')),
+      // near-misses of valid base64: a character replaced, inserted or removed
+      fc
+        .tuple(canonical, fc.nat(), char, fc.constantFrom('replace', 'insert', 'remove', 'keep'))
+        .map(([t, at, c, how]) => {
+          const i = t.length === 0 ? 0 : at % t.length;
+          if (how === 'replace') return t.slice(0, i) + c + t.slice(i + 1);
+          if (how === 'insert') return t.slice(0, i) + c + t.slice(i);
+          if (how === 'remove') return t.slice(0, i) + t.slice(i + 1);
+          return t;
+        }),
+    );
+    fc.assert(
+      fc.property(text, fc.constantFrom(4, 76, 8), (t, width) => {
+        const outcome = decodeOutcome(t);
+        if ('error' in outcome) {
+          expect(errorOf(() => base64Rewrap(t, width))).toBe(outcome.error);
+          expect(errorOf(() => base64DecodedLength(t, { allowWhitespace: true }))).toBe(outcome.error);
+        } else {
+          expect(bytesToLatin1(base64Rewrap(t, width))).toBe(wrapped(outcome.bytes, width));
+          expect(base64DecodedLength(t, { allowWhitespace: true })).toBe(outcome.bytes.length);
+        }
+      }),
+      { numRuns: 2000 },
     );
   });
 });

@@ -493,6 +493,29 @@ describe('composeMessage: round trip through postal-mime', () => {
     for (const a of p.attachments) expect(new Uint8Array(a.content as ArrayBuffer)).toEqual(bytes);
   });
 
+  it('base64 text content gives the same octets as the decoded bytes, folded or not (no decode/encode round trip)', () => {
+    const bytes = Uint8Array.from({ length: 3001 }, (_, i) => (i * 131 + 7) & 255);
+    const b64 = btoa(String.fromCharCode(...bytes));
+    const fixed = { ...base, date: new Date(0), messageId: '<fixed@example.org>', text: 'x' };
+    const compose = (content: Uint8Array | string, contentType?: string) =>
+      str(
+        composeMessage({
+          ...fixed,
+          attachments: [{ filename: 'a.bin', content, ...(contentType ? { contentType } : {}) }],
+        }),
+      ).replace(/=_smtp-edge_[0-9a-f]+/g, 'BOUNDARY');
+    const expected = compose(bytes);
+    expect(compose(b64)).toBe(expected);
+    expect(compose(b64.replace(/.{1,64}/g, '$&\r\n'))).toBe(expected);
+    expect(compose(` ${b64.replace(/.{1,10}/g, '$&\t')}\n`)).toBe(expected);
+    // A message/rfc822 given as base64 is still decoded and attached as 7bit text.
+    const inner = 'From: a@example.org\r\nSubject: inner\r\n\r\nbody\r\n';
+    expect(compose(btoa(inner), 'message/rfc822')).toBe(
+      compose(new TextEncoder().encode(inner), 'message/rfc822'),
+    );
+    expect(compose(btoa(inner), 'message/rfc822')).toContain('Subject: inner\r\n\r\nbody\r\n');
+  });
+
   it('carries a 3 MB attachment exactly, in 76-character base64 lines', async () => {
     const big = new Uint8Array(3 * 1024 * 1024);
     for (let off = 0; off < big.length; off += 65536) crypto.getRandomValues(big.subarray(off, off + 65536));

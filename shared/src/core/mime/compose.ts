@@ -6,7 +6,7 @@
  * and at most 78 wherever a single word allows it, no CR/LF/NUL reaching a header from any
  * input field, Bcc never written, body always encoded to 7-bit (base64/quoted-printable).
  */
-import { base64Decode, concatBytes, utf8Encode } from '../encoding/index.ts';
+import { base64Rewrap, concatBytes, utf8Encode } from '../encoding/index.ts';
 import { SmtpMessageError } from '../errors.ts';
 import {
   type AddressInput,
@@ -18,7 +18,14 @@ import {
   writeAddressList,
 } from './address.ts';
 import { mediaTypeForFilename } from './content-type.ts';
-import { type AttachmentSpec, attachmentEntity, type Entity, multipartEntity, textEntity } from './entity.ts';
+import {
+  type AttachmentSpec,
+  attachmentEntity,
+  type Base64Content,
+  type Entity,
+  multipartEntity,
+  textEntity,
+} from './entity.ts';
 import { FieldWriter, isFieldName, writeUnstructured } from './header.ts';
 import { checkDateText, formatDate, messageIdFor, msgIdList } from './identity.ts';
 import { domainToAscii } from './punycode.ts';
@@ -133,13 +140,17 @@ function envelopeKey(address: string): string {
   return `${address.slice(0, at)}@${address.slice(at + 1).toLowerCase()}`;
 }
 
-function decodeContent(content: unknown, field: string): Uint8Array {
+/**
+ * Attachment content as octets, or base64 text checked as strictly as `base64Decode` would and
+ * re-wrapped into the 76-character lines it is sent in (one pass; no decode and encode again).
+ */
+function attachmentContent(content: unknown, field: string): Uint8Array | Base64Content {
   if (content instanceof Uint8Array) return content;
   if (typeof content !== 'string') {
     throw new SmtpMessageError(`${field} must be a Uint8Array or a base64 string`, field);
   }
   try {
-    return base64Decode(content, { allowWhitespace: true });
+    return { text: content, lines: base64Rewrap(content) };
   } catch (cause) {
     throw new SmtpMessageError(`${field} is not valid base64`, field, { cause });
   }
@@ -182,7 +193,7 @@ function attachmentSpec(attachment: AttachmentInput, i: number, utf8: boolean): 
   const contentType = a.contentType === undefined ? mediaTypeForFilename(filename) : a.contentType;
   return {
     filename,
-    content: decodeContent(a.content, `${field}.content`),
+    content: attachmentContent(a.content, `${field}.content`),
     contentType,
     contentId: contentIdFor(a.contentId, `${field}.contentId`),
     disposition,
@@ -351,8 +362,7 @@ export function composeMessage(message: MessageInput): ComposedMessage {
 
   const head = utf8Encode(`${fields.join('')}\r\n`);
   const bytes = concatBytes([head, ...body.body.map((c) => (typeof c === 'string' ? utf8Encode(c) : c))]);
-  const headerLength = head.length;
-  assertWellFormed(bytes);
+  const eightBit = checkComposed(bytes, head.length);
 
   const seen = new Set<string>();
   const rcpt: string[] = [];
@@ -361,13 +371,6 @@ export function composeMessage(message: MessageInput): ComposedMessage {
     if (seen.has(key)) continue;
     seen.add(key);
     rcpt.push(mb.address);
-  }
-  let eightBit = false;
-  for (let i = headerLength; i < bytes.length; i++) {
-    if (bytes[i]! > 0x7f) {
-      eightBit = true;
-      break;
-    }
   }
   return {
     bytes,
@@ -380,23 +383,49 @@ export function composeMessage(message: MessageInput): ComposedMessage {
 
 /**
  * Last line of defence: every line ends in CRLF, no bare CR or LF, no NUL, no line longer than
- * 998 octets (RFC 5322 section 2.1.1, 2.3). A failure here is a bug in the composer.
+ * 998 octets (RFC 5322 section 2.1.1, 2.3). A failure here is a bug in the composer. Returns
+ * whether the body (from `bodyStart`) holds an octet above 127.
+ *
+ * Speed: four octets at a time through an aligned word view, as in `DotWriter`: a word whose
+ * octets are all in 14..127 holds no CR, LF, NUL or 8-bit octet and is skipped (the test
+ * `((v - 0x0e0e0e0e) | v) & 0x80808080` is non-zero exactly when some octet is below 14 or
+ * above 127). Only the octets of the other words are looked at one by one.
  */
-function assertWellFormed(bytes: Uint8Array): void {
+function checkComposed(bytes: Uint8Array, bodyStart: number): boolean {
+  const len = bytes.length;
+  const base = bytes.byteOffset;
+  const head = (4 - (base & 3)) & 3;
+  const words = len > head ? (len - head) >>> 2 : 0;
+  const view = new Uint32Array(bytes.buffer, words > 0 ? base + head : 0, words);
+  let eightBit = false;
   let lineStart = 0;
-  for (let i = 0; i < bytes.length; i++) {
+  let i = 0;
+  while (i < len) {
+    if (((base + i) & 3) === 0) {
+      let k = (i - head) >>> 2;
+      while (k < words) {
+        const v = view[k]!;
+        if ((((v - 0x0e0e0e0e) | v) & 0x80808080) !== 0) break;
+        k++;
+      }
+      i = head + (k << 2);
+      if (i >= len) break;
+    }
     const b = bytes[i]!;
     if (b === 0x0d) {
       if (bytes[i + 1] !== 0x0a) throw new SmtpMessageError('internal: bare CR in the composed message');
       if (i - lineStart > 998) throw new SmtpMessageError('internal: a composed line exceeds 998 octets');
-      i++;
-      lineStart = i + 1;
+      i += 2;
+      lineStart = i;
     } else if (b === 0x0a) {
       throw new SmtpMessageError('internal: bare LF in the composed message');
     } else if (b === 0) {
       throw new SmtpMessageError('internal: NUL in the composed message');
+    } else {
+      if (b > 0x7f && i >= bodyStart) eightBit = true;
+      i++;
     }
   }
-  if (lineStart !== bytes.length)
-    throw new SmtpMessageError('internal: the composed message does not end with CRLF');
+  if (lineStart !== len) throw new SmtpMessageError('internal: the composed message does not end with CRLF');
+  return eightBit;
 }

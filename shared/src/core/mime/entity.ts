@@ -3,6 +3,7 @@
  * Leaves are text parts and attachments; multiparts (RFC 2046 section 5.1) nest them with a
  * random boundary that is checked against everything it encloses.
  */
+import { base64Decode } from '../encoding/index.ts';
 import { SmtpMessageError } from '../errors.ts';
 import { parseMediaType, writeEncodedWordParam, writeParams } from './content-type.ts';
 import { FieldWriter } from './header.ts';
@@ -63,9 +64,19 @@ export function textEntity(subtype: 'plain' | 'html', text: string, top: boolean
   };
 }
 
+/**
+ * Attachment content that arrived as base64 text: already checked strictly (`base64Rewrap`) and
+ * kept as the body it becomes, base64 in 76-character lines, so it is never decoded and encoded
+ * again. `text` is kept for the rare type that needs the octets (message/rfc822).
+ */
+export interface Base64Content {
+  readonly text: string;
+  readonly lines: Uint8Array;
+}
+
 export interface AttachmentSpec {
   filename: string;
-  content: Uint8Array;
+  content: Uint8Array | Base64Content;
   contentType: string;
   contentId: string | null;
   disposition: 'attachment' | 'inline';
@@ -95,10 +106,14 @@ export function attachmentEntity(spec: AttachmentSpec): Entity {
   let encoding: TransferEncoding = 'base64';
   let body: string | Uint8Array;
   if (media.type === 'message' && (media.subtype === 'rfc822' || media.subtype === 'partial')) {
-    body = sevenBitMessage(spec.content, `${spec.field}.content`);
+    const octets =
+      spec.content instanceof Uint8Array
+        ? spec.content
+        : base64Decode(spec.content.text, { allowWhitespace: true });
+    body = sevenBitMessage(octets, `${spec.field}.content`);
     encoding = '7bit';
   } else {
-    body = base64Lines(spec.content);
+    body = spec.content instanceof Uint8Array ? base64Lines(spec.content) : spec.content.lines;
   }
   const ascii = isPrintableAscii(spec.filename);
   const headers = [

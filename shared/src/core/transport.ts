@@ -23,7 +23,9 @@ export interface Endpoint {
 export interface Transport {
   /**
    * Next bytes from the peer, or `null` at end of stream. Never resolves with an empty array.
-   * Rejects with an `SmtpConnectionError` on reset.
+   * Rejects with an `SmtpConnectionError` on reset. The array is handed over: the transport
+   * must not write into its memory again (the server engine passes views of it to the data
+   * handler without copying).
    */
   read(): Promise<Uint8Array | null>;
   /** Write bytes; resolves when the transport accepted them (backpressure honoured). */

@@ -24,6 +24,12 @@ export interface BodyFacts {
   readonly size: number | null;
   /** The reason the body is not text, for error messages. */
   readonly binaryReason: string | null;
+  /**
+   * The bytes are already what DATA and BDAT carry: CRLF line ends only, the last line
+   * complete, no line starting with `.`. They can then be sent as they are, without a second
+   * pass through `DotWriter` (DATA adds only its `.<CRLF>`). False for a stream.
+   */
+  readonly clean: boolean;
 }
 
 export function isInMemory(body: MessageBody): body is string | Uint8Array {
@@ -46,13 +52,17 @@ export function inspectBody(body: MessageBody): BodyFacts {
       binary: null,
       size: null,
       binaryReason: null,
+      clean: false,
     };
   }
   const bytes = typeof body === 'string' ? encoder.encode(body) : body;
   const w = new DotWriter({ dotStuff: false });
+  let clean: boolean;
   try {
-    w.write(bytes);
-    w.end();
+    // DotWriter returns its input itself when normalization changes nothing.
+    const unchanged = w.write(bytes) === bytes;
+    const lastLineComplete = w.end().length === 0;
+    clean = unchanged && lastLineComplete && w.dotLines === 0;
   } catch (err) {
     if (!(err instanceof SmtpMessageError)) throw err;
     let eightBit = false;
@@ -69,6 +79,7 @@ export function inspectBody(body: MessageBody): BodyFacts {
       binary: true,
       size: bytes.length,
       binaryReason: err.message,
+      clean: false,
     };
   }
   return {
@@ -78,6 +89,7 @@ export function inspectBody(body: MessageBody): BodyFacts {
     binary: false,
     size: w.bytesOut,
     binaryReason: null,
+    clean,
   };
 }
 

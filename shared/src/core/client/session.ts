@@ -48,6 +48,8 @@ import {
 import { ReplyReader } from './reply-reader.ts';
 
 const encoder = new TextEncoder();
+/** RFC 5321 section 4.1.1.4: the end of mail data after a body whose last line is complete. */
+const DATA_END = Uint8Array.of(0x2e, 0x0d, 0x0a);
 /** Coalesce small body pieces into writes of about this size. */
 const WRITE_BATCH = 32 * 1024;
 /** At most this many BDAT replies outstanding when pipelining (RFC 3030 section 4.2 allows pipelined BDAT). */
@@ -556,13 +558,19 @@ export class SmtpClientSession {
 
   /** Send the body after 354 and read the final reply (RFC 5321 section 4.1.1.4). */
   async #data(plan: TransactionPlan, facts: BodyFacts, body: MessageBody, signal: AbortSignal | undefined) {
-    const writer = new DotWriter();
     const out = new BatchWriter((bytes) => this.#writeData(bytes, 'DATA', signal));
-    for await (const chunk of this.#boundedPieces(this.#bodyPieces(facts, body, 'DATA'), 'DATA', signal)) {
-      const encoded = this.#encode(writer, chunk, plan, 'DATA');
-      await out.push(encoded);
+    const pieces = this.#boundedPieces(this.#bodyPieces(facts, body, 'DATA'), 'DATA', signal);
+    if (facts.clean) {
+      // inspectBody found CRLF lines only, the last one complete, and no line starting with
+      // "." (RFC 5321 section 4.5.2 has nothing to stuff): the bytes go out as they are.
+      this.#checkDeclared(facts.eightBit === true, facts.headerEightBit === true, plan, 'DATA');
+      for await (const piece of pieces) await out.push(piece);
+      await out.push(DATA_END);
+    } else {
+      const writer = new DotWriter();
+      for await (const piece of pieces) await out.push(this.#encode(writer, piece, plan, 'DATA'));
+      await out.push(this.#encode(writer, null, plan, 'DATA'));
     }
-    await out.push(this.#encode(writer, null, plan, 'DATA'));
     await out.flush();
     const reply = await this.#read('DATA', signal, this.#options.timeouts.dataMs);
     // RFC 5321 section 4.1.1.4: the end of data completes the transaction whatever the reply
@@ -580,9 +588,12 @@ export class SmtpClientSession {
   async #bdat(plan: TransactionPlan, facts: BodyFacts, body: MessageBody, signal: AbortSignal | undefined) {
     const size = this.#options.chunkSize;
     const window = this.#options.pipelining && this.#caps.has('PIPELINING') ? BDAT_WINDOW : 1;
-    const writer = new DotWriter(
-      plan.bodyType === 'BINARYMIME' ? { mode: 'binary' } : { dotStuff: false, terminator: false },
-    );
+    // A clean in-memory body (see BodyFacts.clean) needs no BDAT normalization: pass it through.
+    const passThrough = plan.bodyType === 'BINARYMIME' || facts.clean;
+    if (facts.clean && plan.bodyType !== 'BINARYMIME') {
+      this.#checkDeclared(facts.eightBit === true, facts.headerEightBit === true, plan, 'BDAT');
+    }
+    const writer = new DotWriter(passThrough ? { mode: 'binary' } : { dotStuff: false, terminator: false });
     // Replies are read in order, one read at a time, by this same flow (never concurrently).
     let outstanding = 0;
     let failure: SmtpReplyError | null = null;
@@ -682,7 +693,16 @@ export class SmtpClientSession {
       throw err;
     }
     if (plan.bodyType === 'BINARYMIME') return out;
-    if (writer.eightBit && plan.bodyType !== '8BITMIME') {
+    this.#checkDeclared(writer.eightBit, writer.headerEightBit, plan, command);
+    return out;
+  }
+
+  /**
+   * What the body holds must match what MAIL FROM declared: 8-bit data needs BODY=8BITMIME
+   * (RFC 6152 section 3), UTF-8 headers need SMTPUTF8 (RFC 6531 section 3.4).
+   */
+  #checkDeclared(eightBit: boolean, headerEightBit: boolean, plan: TransactionPlan, command: string): void {
+    if (eightBit && plan.bodyType !== '8BITMIME') {
       throw new SmtpMessageError(
         'the message contains 8-bit data but was not declared BODY=8BITMIME' +
           (this.#caps.has('8BITMIME') ? '' : ' (the server does not offer 8BITMIME)') +
@@ -691,7 +711,7 @@ export class SmtpClientSession {
         { command },
       );
     }
-    if (writer.headerEightBit && !plan.smtpUtf8) {
+    if (headerEightBit && !plan.smtpUtf8) {
       throw new SmtpMessageError(
         'the message header contains non-ASCII octets, which need SMTPUTF8' +
           (this.#caps.has('SMTPUTF8')
@@ -701,7 +721,6 @@ export class SmtpClientSession {
         { command },
       );
     }
-    return out;
   }
 
   async #writeData(bytes: Uint8Array, command: string, signal: AbortSignal | undefined): Promise<void> {

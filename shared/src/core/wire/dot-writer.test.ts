@@ -32,6 +32,7 @@ function reference(parts: Uint8Array[], options: { dotStuff: boolean; maxLineLen
   let inHeader = true;
   let eightBit = false;
   let headerEightBit = false;
+  let dotLines = 0;
   const endLine = () => {
     if (lineLength === 0) inHeader = false;
     lineLength = 0;
@@ -52,7 +53,10 @@ function reference(parts: Uint8Array[], options: { dotStuff: boolean; maxLineLen
           endLine();
         } else {
           if (b === 0) throw new Error(`NUL on line ${line}`);
-          if (b === 0x2e && lineLength === 0 && options.dotStuff) out.push(0x2e);
+          if (b === 0x2e && lineLength === 0) {
+            dotLines++;
+            if (options.dotStuff) out.push(0x2e);
+          }
           if (b > 127) {
             eightBit = true;
             if (inHeader) headerEightBit = true;
@@ -67,7 +71,7 @@ function reference(parts: Uint8Array[], options: { dotStuff: boolean; maxLineLen
   }
   if (pendingCr || lineLength > 0) out.push(13, 10);
   if (options.dotStuff) out.push(0x2e, 13, 10);
-  return { bytes: Uint8Array.from(out), eightBit, headerEightBit };
+  return { bytes: Uint8Array.from(out), eightBit, headerEightBit, dotLines };
 }
 
 /** The same facts from DotWriter, with its error messages reduced to the reference's. */
@@ -90,7 +94,7 @@ function actual(parts: Uint8Array[], options: { dotStuff: boolean; maxLineLength
     at += o.length;
   }
   expect(w.bytesOut).toBe(bytes.length);
-  return { bytes, eightBit: w.eightBit, headerEightBit: w.headerEightBit };
+  return { bytes, eightBit: w.eightBit, headerEightBit: w.headerEightBit, dotLines: w.dotLines };
 }
 
 /** Reverse of DATA encoding for the property test: strip the terminator and one leading dot per line. */

@@ -72,6 +72,8 @@ export class DotWriter {
   eightBit = false;
   /** Some octet above 127 was seen before the first empty line (the header section). */
   headerEightBit = false;
+  /** Lines that start with `.` (each got one more `.` when dot-stuffing). */
+  dotLines = 0;
 
   constructor(options: DotWriterOptions = {}) {
     this.binary = options.mode === 'binary';
@@ -102,6 +104,7 @@ export class DotWriter {
     let inHeader = this.inHeader;
     let eightBit = this.eightBit;
     let headerEightBit = this.headerEightBit;
+    let dotLines = this.dotLines;
     let crEnded = false;
     const out = new Splicer(chunk);
 
@@ -116,7 +119,10 @@ export class DotWriter {
     let carry = this.crEnded ? 0 : this.lineLength;
     let lineStart = i;
     // RFC 5321 section 4.5.2: a line that starts with "." gets one more.
-    if (carry === 0 && stuff && i < len && chunk[i] === DOT) out.insert(DOT, i);
+    if (carry === 0 && i < len && chunk[i] === DOT) {
+      dotLines++;
+      if (stuff) out.insert(DOT, i);
+    }
 
     // Four octets at a time through an aligned word view: a word whose octets are all in
     // 14..127 (no NUL, CR, LF or 8-bit octet) needs nothing. `((v - 0x0e0e0e0e) | v) & 0x80808080`
@@ -164,7 +170,10 @@ export class DotWriter {
         line++;
         carry = 0;
         lineStart = i;
-        if (stuff && i < len && chunk[i] === DOT) out.insert(DOT, i);
+        if (i < len && chunk[i] === DOT) {
+          dotLines++;
+          if (stuff) out.insert(DOT, i);
+        }
       } else if (b === NUL) {
         // Report what an octet-by-octet reading meets first: the line passing the limit before
         // the NUL, or the NUL.
@@ -183,6 +192,7 @@ export class DotWriter {
     this.inHeader = inHeader;
     this.eightBit = eightBit;
     this.headerEightBit = headerEightBit;
+    this.dotLines = dotLines;
     const result = out.finish();
     this.bytesOut += result.length;
     return result;

@@ -18,7 +18,10 @@ export type StoreLocation =
 
 export interface ReceiverConfig {
   readonly hostname: string;
+  /** The address the SMTP listeners bind. */
   readonly bind: string;
+  /** The address the ops HTTP endpoint binds (loopback by default: it is unauthenticated). */
+  readonly httpBind: string;
   /** `null` when the variable is `off`. */
   readonly mxPort: number | null;
   readonly submissionPort: number | null;
@@ -56,6 +59,9 @@ export class ConfigError extends Error {
 /** Defaults, in one place so that docs, infra and tests can refer to them. */
 export const DEFAULTS = {
   bind: '0.0.0.0',
+  // The ops endpoint (/healthz, /readyz, /metrics) has no authentication: loopback unless a
+  // deployment opens it on purpose (container port publishing, Kubernetes probes need 0.0.0.0).
+  httpBind: '127.0.0.1',
   mxPort: 2525,
   submissionPort: 2587,
   submissionsPort: 2465,
@@ -272,6 +278,21 @@ const logLevel = trimmed.transform((v, ctx): LogLevel => {
   return v as LogLevel;
 });
 
+/** An IP address to listen on (no host names, no prefix length). */
+function ipAddress(fallback: string) {
+  return trimmed.transform((v, ctx): string => {
+    const address = v ?? fallback;
+    if (parseCidr(address) === null || address.includes('/')) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be an IP address to listen on (0.0.0.0, ::, 127.0.0.1), got "${address}"`,
+      });
+      return z.NEVER;
+    }
+    return address;
+  });
+}
+
 function schema(cwd: string, defaultHostname: string) {
   return z.object({
     RECEIVER_HOSTNAME: trimmed.transform((v, ctx): string => {
@@ -285,17 +306,8 @@ function schema(cwd: string, defaultHostname: string) {
       }
       return name;
     }),
-    RECEIVER_BIND: trimmed.transform((v, ctx): string => {
-      const bind = v ?? DEFAULTS.bind;
-      if (parseCidr(bind) === null || bind.includes('/')) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `must be an IP address to listen on (0.0.0.0, ::, 127.0.0.1), got "${bind}"`,
-        });
-        return z.NEVER;
-      }
-      return bind;
-    }),
+    RECEIVER_BIND: ipAddress(DEFAULTS.bind),
+    RECEIVER_HTTP_BIND: ipAddress(DEFAULTS.httpBind),
     RECEIVER_MX_PORT: port(DEFAULTS.mxPort),
     RECEIVER_SUBMISSION_PORT: port(DEFAULTS.submissionPort),
     RECEIVER_SUBMISSIONS_PORT: port(DEFAULTS.submissionsPort),
@@ -399,6 +411,7 @@ export function loadConfig(
   return {
     hostname: e.RECEIVER_HOSTNAME,
     bind: e.RECEIVER_BIND,
+    httpBind: e.RECEIVER_HTTP_BIND,
     mxPort: e.RECEIVER_MX_PORT,
     submissionPort: e.RECEIVER_SUBMISSION_PORT,
     submissionsPort: e.RECEIVER_SUBMISSIONS_PORT,
@@ -446,7 +459,7 @@ export function summarizeConfig(
         ` path-style ${c.s3.forcePathStyle}, part ${c.s3.partSize} B x ${c.s3.queueSize})`;
   return {
     hostname: c.hostname,
-    listeners: `${c.bind} mx=${portText(c.mxPort)} submission=${portText(c.submissionPort)} submissions=${portText(c.submissionsPort)} http=${portText(c.httpPort)}`,
+    listeners: `${c.bind} mx=${portText(c.mxPort)} submission=${portText(c.submissionPort)} submissions=${portText(c.submissionsPort)}; ${c.httpBind} http=${portText(c.httpPort)}`,
     domains: c.domains.join(',') || '(none)',
     tls: c.tls === null ? 'off (no STARTTLS)' : `cert ${c.tls.certPath}, key ${c.tls.keyPath}`,
     usersFile: c.usersFile ?? '(none)',

@@ -94,7 +94,7 @@ function listenError(which: ListenerName | 'http', port: number, host: string, e
       : code === 'EACCES'
         ? 'needs privileges (use a port above 1023 and map it)'
         : code === 'EADDRNOTAVAIL'
-          ? `cannot bind ${host} (RECEIVER_BIND): no such local address`
+          ? `cannot bind ${host} (${which === 'http' ? 'RECEIVER_HTTP_BIND' : 'RECEIVER_BIND'}): no such local address`
           : `cannot be opened: ${code ?? (e as Error).message}`;
   return new StartupError(PORT_VARIABLE[which], `port ${port} on ${host} ${why}`);
 }
@@ -153,7 +153,22 @@ export async function startReceiver(config: ReceiverConfig, log: Logger): Promis
   };
 
   const addresses: Partial<Record<ListenerName | 'http', AddressInfo>> = {};
-  const ops = new OpsServer({ store, metrics, isDraining: () => draining, isStarted: () => started });
+  const ops = new OpsServer({
+    store,
+    metrics,
+    isDraining: () => draining,
+    isStarted: () => started,
+    // /readyz shows only the reason code; the store's own error text is logged here, once per change.
+    onStoreStatus: (failure, previous) => {
+      if (failure !== null)
+        log.warn(
+          { event: 'store_check', store: store.location, reason: failure.reason, error: failure.detail },
+          'store check failed: /readyz answers 503',
+        );
+      else if (previous !== null)
+        log.info({ event: 'store_check', store: store.location, reason: null }, 'store check ok again');
+    },
+  });
   const specs: {
     name: ListenerName;
     port: number | null;
@@ -196,8 +211,8 @@ export async function startReceiver(config: ReceiverConfig, log: Logger): Promis
         });
     }
     if (config.httpPort !== null) {
-      addresses.http = await ops.listen(config.httpPort, config.bind).catch((e: unknown) => {
-        throw listenError('http', config.httpPort!, config.bind, e);
+      addresses.http = await ops.listen(config.httpPort, config.httpBind).catch((e: unknown) => {
+        throw listenError('http', config.httpPort!, config.httpBind, e);
       });
     }
   } catch (e) {
@@ -207,13 +222,15 @@ export async function startReceiver(config: ReceiverConfig, log: Logger): Promis
     throw e;
   }
 
-  // Not fatal: the receiver starts and reports "not ready" until the store answers.
-  const status = await ops.storeStatus();
-  if (status !== null)
-    log.warn({ store: store.location, error: status }, 'store not reachable yet: /readyz answers 503');
+  // Not fatal: the receiver starts and reports "not ready" until the store answers (the failure,
+  // if any, is logged by onStoreStatus above).
+  await ops.storeStatus();
 
   const ports = Object.fromEntries(Object.entries(addresses).map(([k, a]) => [k, a?.port ?? null]));
-  log.info({ event: 'listening', bind: config.bind, ports, store: store.location }, 'receiver ready');
+  log.info(
+    { event: 'listening', bind: config.bind, httpBind: config.httpBind, ports, store: store.location },
+    'receiver ready',
+  );
   started = true;
 
   let stopping: Promise<void> | null = null;

@@ -25,6 +25,7 @@ describe('loadConfig', () => {
     expect(c).toMatchObject({
       hostname: 'mx.example.com',
       bind: '0.0.0.0',
+      httpBind: '127.0.0.1',
       mxPort: 2525,
       submissionPort: 2587,
       submissionsPort: 2465,
@@ -46,6 +47,7 @@ describe('loadConfig', () => {
         ...base,
         RECEIVER_HOSTNAME: 'MX1.Example.com.',
         RECEIVER_BIND: '::',
+        RECEIVER_HTTP_BIND: '::1',
         RECEIVER_MX_PORT: '25',
         RECEIVER_SUBMISSION_PORT: 'off',
         RECEIVER_SUBMISSIONS_PORT: 'OFF',
@@ -64,6 +66,7 @@ describe('loadConfig', () => {
       { cwd: '/srv' },
     );
     expect(c.hostname).toBe('mx1.example.com');
+    expect([c.bind, c.httpBind]).toEqual(['::', '::1']);
     expect(c.submissionPort).toBeNull();
     expect(c.submissionsPort).toBeNull();
     expect(c.httpPort).toBe(0);
@@ -95,6 +98,8 @@ describe('loadConfig', () => {
     ['RECEIVER_DRAIN_TIMEOUT', 'soon'],
     ['RECEIVER_LOG_LEVEL', 'loud'],
     ['RECEIVER_BIND', 'localhost'],
+    ['RECEIVER_HTTP_BIND', 'localhost'],
+    ['RECEIVER_HTTP_BIND', '10.0.0.0/8'],
     ['RECEIVER_HOSTNAME', 'bad_host!'],
   ])('names %s when it is "%s"', (variable, value) => {
     expect(issuesOf({ ...base, [variable]: value })).toContain(variable);

@@ -4,11 +4,14 @@
  * and variables (validated with the receiver's own loadConfig), probes, grace period vs drain
  * time-out, Secret references, DNS records.
  */
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { DEFAULTS, loadConfig, VARIABLES } from '../src/config.ts';
+import { OpsServer } from '../src/http.ts';
+import { Metrics } from '../src/metrics.ts';
 import { REPO } from './support/receiver-process.ts';
 
 const INFRA = join(REPO, 'infra');
@@ -57,6 +60,54 @@ describe('infra/Dockerfile', () => {
     expect(instr('CMD')).toEqual(['CMD ["node", "receiver/src/main.ts"]']);
   });
 
+  it('keeps the ops endpoint on loopback (RECEIVER_HTTP_BIND=127.0.0.1, the default)', () => {
+    expect(DEFAULTS.httpBind).toBe('127.0.0.1');
+    const env = instr('ENV').join(' ');
+    expect(env).toContain('RECEIVER_HTTP_BIND=127.0.0.1');
+  });
+
+  it('its HEALTHCHECK command reaches /healthz for each kind of RECEIVER_HTTP_BIND', async () => {
+    const cmd = JSON.parse(
+      instr('HEALTHCHECK')
+        .join(' ')
+        .replace(/^.*? CMD /, ''),
+    ) as string[];
+    expect(cmd.slice(0, 2)).toEqual(['node', '-e']);
+    const script = cmd[2]!;
+    /** Run the image's health check here (same Node major as the image) with `env`; its exit code. */
+    const check = (env: Record<string, string>) =>
+      new Promise<number | null>((resolve) => {
+        execFile(
+          process.execPath,
+          ['-e', script],
+          { env: { PATH: process.env['PATH'] ?? '', ...env } },
+          (err) => resolve(err === null ? 0 : typeof err.code === 'number' ? err.code : null),
+        );
+      });
+    const ops = (host: string) => {
+      const o = new OpsServer({
+        store: { check: async () => {} },
+        metrics: new Metrics(),
+        isDraining: () => false,
+      });
+      return o.listen(0, host).then((a) => ({ o, port: String(a.port) }));
+    };
+    const lo = await ops('127.0.0.1');
+    const other = await ops('127.0.0.3');
+    try {
+      // Unset (the receiver's default) and the wildcards are reached on loopback; a specific address on itself.
+      expect(await check({ RECEIVER_HTTP_PORT: lo.port })).toBe(0);
+      expect(await check({ RECEIVER_HTTP_PORT: lo.port, RECEIVER_HTTP_BIND: '127.0.0.1' })).toBe(0);
+      expect(await check({ RECEIVER_HTTP_PORT: lo.port, RECEIVER_HTTP_BIND: '0.0.0.0' })).toBe(0);
+      expect(await check({ RECEIVER_HTTP_PORT: other.port, RECEIVER_HTTP_BIND: '127.0.0.3' })).toBe(0);
+      // It can fail: nothing on that address and port.
+      expect(await check({ RECEIVER_HTTP_PORT: other.port, RECEIVER_HTTP_BIND: '127.0.0.1' })).toBe(1);
+    } finally {
+      await lo.o.close();
+      await other.o.close();
+    }
+  });
+
   it('exposes and sets the default ports, and copies files that exist', () => {
     const exposed = instr('EXPOSE').flatMap((l) => l.split(/\s+/).slice(1).map(Number));
     expect(exposed.sort()).toEqual(
@@ -98,6 +149,12 @@ describe('infra/compose.yaml', () => {
     const values = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, interpolate(String(v))]));
     const c = loadConfig(values, { cwd: '/app' });
     expect(c.store).toEqual({ kind: 's3', bucket: 'mail', prefix: 'inbound' });
+    // Docker forwards a published port to the container's address: the ops endpoint must bind it,
+    // and the port is published on the host's loopback only.
+    expect(c.httpBind).toBe('0.0.0.0');
+    expect(arr(receiver['ports']).filter((p) => String(p).endsWith(`:${c.httpPort}`))).toEqual([
+      `127.0.0.1:${c.httpPort}:${c.httpPort}`,
+    ]);
     const targets = arr(receiver['ports']).map((p) => Number(String(p).split(':').pop()));
     expect(targets.sort()).toEqual([c.mxPort, c.submissionPort, c.submissionsPort, c.httpPort].sort());
     expect(Number.parseInt(String(receiver['stop_grace_period']), 10) * 1000).toBeGreaterThan(
@@ -134,6 +191,8 @@ describe('infra/k8s', () => {
       envList.map((e) => [String(e['name']), e['value'] === undefined ? 'from-secret' : String(e['value'])]),
     );
     const c = loadConfig(values, { cwd: '/app' });
+    // The kubelet's probes and Prometheus come to the pod IP, not the container's loopback.
+    expect(c.httpBind).toBe('0.0.0.0');
     expect(ports).toEqual({
       smtp: c.mxPort,
       submission: c.submissionPort,

@@ -268,3 +268,65 @@ async function sendOverSocket(socket: Socket): Promise<string> {
   secure.destroy();
   return done;
 }
+
+/** Resolve true when a TCP connection to host:port is accepted, false when it is refused. */
+function accepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+describe('the ops HTTP endpoint (review finding 10)', () => {
+  const env = (over: Record<string, string>) => ({
+    ...baseEnv(),
+    RECEIVER_DOMAINS: 'example.com',
+    RECEIVER_SUBMISSION_PORT: 'off',
+    RECEIVER_SUBMISSIONS_PORT: 'off',
+    RECEIVER_STORE: `file://${tempDir('ops')}`,
+    ...over,
+  });
+
+  it('binds loopback by default, not RECEIVER_BIND; RECEIVER_HTTP_BIND moves it', async () => {
+    // SMTP on 127.0.0.2; the HTTP endpoint must stay on 127.0.0.1 unless asked.
+    const rx = await startReceiver(env({ RECEIVER_BIND: '127.0.0.2' }));
+    try {
+      const listening = await rx.waitFor((l) => l['event'] === 'listening');
+      expect(listening).toMatchObject({ bind: '127.0.0.2', httpBind: '127.0.0.1' });
+      expect(await accepts('127.0.0.2', rx.ports.mx!)).toBe(true);
+      expect(await accepts('127.0.0.1', rx.ports.mx!)).toBe(false);
+      const r = await fetch(`http://127.0.0.1:${rx.ports.http}/readyz`);
+      expect([r.status, await r.text()]).toEqual([200, 'ready\n']);
+      expect(await accepts('127.0.0.2', rx.ports.http!)).toBe(false);
+    } finally {
+      expect(await rx.stop()).toBe(0);
+    }
+    const moved = await startReceiver(env({ RECEIVER_HTTP_BIND: '127.0.0.3' }));
+    try {
+      expect((await fetch(`http://127.0.0.3:${moved.ports.http}/healthz`)).status).toBe(200);
+      expect(await accepts('127.0.0.1', moved.ports.http!)).toBe(false);
+    } finally {
+      expect(await moved.stop()).toBe(0);
+    }
+  });
+
+  it('/readyz says store_unavailable, never the store error text, which goes to the log', async () => {
+    const dir = tempDir('ops-bad');
+    writeFileSync(join(dir, 'not-a-directory'), 'x');
+    const storeDir = join(dir, 'not-a-directory', 'secret-store-path');
+    const rx = await startReceiver(env({ RECEIVER_STORE: `file://${storeDir}` }));
+    try {
+      const r = await fetch(`http://127.0.0.1:${rx.ports.http}/readyz`);
+      expect([r.status, await r.text()]).toEqual([503, 'store_unavailable\n']);
+      const line = await rx.waitFor((l) => l['event'] === 'store_check', 'store_check log');
+      expect(line).toMatchObject({ level: 'warn', reason: 'store_unavailable' });
+      expect(String(line['error'])).toContain('secret-store-path');
+    } finally {
+      expect(await rx.stop()).toBe(0);
+    }
+  });
+});

@@ -69,11 +69,27 @@ export const AddressListSchema = z
  * not. One pass, nothing decoded: the composer checks the same rules when it re-wraps the text.
  */
 export function base64DecodedSize(content: string): number {
+  const known = checkedSizes?.get(content);
+  if (known !== undefined) return known;
   try {
     return base64DecodedLength(content, { allowWhitespace: true });
   } catch {
     return -1;
   }
+}
+
+/**
+ * While `validateSendRequest` runs: the decoded size of each attachment text the schema checked,
+ * so the size limit does not scan the text again. Parsing is synchronous (no other request can
+ * run in between), and the map is dropped when the call ends. Long strings are keyed in O(1):
+ * V8 hashes them by length and compares the same string by identity.
+ */
+let checkedSizes: Map<string, number> | null = null;
+
+function isStrictBase64(content: string): boolean {
+  const size = base64DecodedSize(content);
+  checkedSizes?.set(content, size);
+  return size >= 0;
 }
 
 /**
@@ -91,7 +107,7 @@ export const AttachmentSchema = z
     filename: singleLine(255).min(1, { error: 'must not be empty' }).openapi({ example: 'report.pdf' }),
     content: z
       .string({ error: 'must be a base64 string' })
-      .refine((value) => base64DecodedSize(value) >= 0, {
+      .refine(isStrictBase64, {
         error: 'must be valid base64 (RFC 4648 section 4, with = padding)',
       })
       .openapi({ format: 'byte', example: 'JVBERi0xLjQK' }),
@@ -298,7 +314,15 @@ export function validateSendRequest(input: unknown, limits: Limits): Validation 
   // Too many recipients is refused before the (costlier) field-by-field parse.
   const early = recipientLimit(input as Record<string, unknown>, limits);
   if (early !== undefined) return { ok: false, fields: [early] };
-  const parsed = SendRequestSchema.safeParse(input);
+  checkedSizes = new Map();
+  try {
+    return checkRequest(SendRequestSchema.safeParse(input), limits);
+  } finally {
+    checkedSizes = null;
+  }
+}
+
+function checkRequest(parsed: ReturnType<typeof SendRequestSchema.safeParse>, limits: Limits): Validation {
   if (!parsed.success) return { ok: false, fields: dedupe(flattenIssues(parsed.error.issues, [])) };
 
   const value = parsed.data;

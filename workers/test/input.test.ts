@@ -257,6 +257,25 @@ describe('fields', () => {
     ]);
   });
 
+  it('refuses non-canonical base64 (non-zero pad bits, RFC 4648 section 3.5) with the other field errors', async () => {
+    const body = await failureOf(
+      await post({
+        from: 'app@example.org',
+        attachments: [
+          { filename: 'a.bin', content: 'QR==' },
+          { filename: 'b.bin', content: 'aGVsbG9=' },
+          { filename: 'c.bin', content: 'aGVs\r\nbG8=' },
+        ],
+      }),
+      400,
+    );
+    const base64 = 'must be valid base64 (RFC 4648 section 4, with = padding)';
+    expect(body.error.fields).toEqual([
+      { path: 'attachments[0].content', message: base64 },
+      { path: 'attachments[1].content', message: base64 },
+    ]);
+  });
+
   it('accepts base64 with MIME line breaks (and fails later only for other reasons)', async () => {
     const body = await failureOf(
       await post({ from: 'app@example.org', attachments: [{ filename: 'a.bin', content: 'aGVs\r\nbG8=' }] }),

@@ -7,7 +7,7 @@
  * bodies are single lines once unfolded; RFC 5321 section 4.1.2: paths contain no CR/LF).
  */
 import { z } from '@hono/zod-openapi';
-import { base64DecodedLength } from '@smtp-edge/protocol';
+import { base64DecodedLength, splitAddressList } from '@smtp-edge/protocol';
 import type { Limits } from './config.ts';
 import type { FieldError, SendRequest } from './types.ts';
 
@@ -50,18 +50,63 @@ export const AddressSchema = z
       'An address: `zoe@example.org`, `"Zoë" <zoe@example.org>` or `{ "name": "Zoë", "address": "zoe@example.org" }`.',
   });
 
+/** Most addresses in one list: an array, or a comma-separated string. */
+const MAX_LIST = 1000;
+
+/**
+ * How many addresses a value of `to`, `cc`, `bcc` or `replyTo` holds: one per array element or
+ * object, and for a string the addresses of its comma-separated list (RFC 5322 section 3.4
+ * address-list, split as the composer splits it). A string the splitter refuses counts as one:
+ * the composer reports it with its path.
+ */
+export function countAddresses(value: unknown): number {
+  if (value === undefined || value === null) return 0;
+  const items: unknown[] = Array.isArray(value) ? value : [value];
+  let n = 0;
+  for (const item of items) n += typeof item === 'string' ? addressesIn(item) : 1;
+  return n;
+}
+
+function addressesIn(text: string): number {
+  try {
+    return splitAddressList(text, '').length;
+  } catch {
+    return 1;
+  }
+}
+
+/**
+ * One string holding one address or several separated by commas (`a@x, "Doe, J" <j@y>`), as
+ * nodemailer takes them. Long enough for MAX_LIST addresses of the longest path (256 octets).
+ */
+const addressListString = singleLine(256 * MAX_LIST)
+  .min(3, { error: 'must be an email address' })
+  .refine((text) => addressesIn(text) <= MAX_LIST, { error: `must hold at most ${MAX_LIST} addresses` })
+  .openapi({ example: 'zoe@example.org, "Martin, Jan" <jan@example.org>' });
+
 export const AddressListSchema = z
   .union(
     [
-      AddressSchema,
+      addressListString,
+      MailboxObjectSchema,
       z
         .array(AddressSchema)
         .min(1, { error: 'must not be an empty list' })
-        .max(1000, { error: 'must hold at most 1000 addresses' }),
+        .max(MAX_LIST, { error: `must hold at most ${MAX_LIST} addresses` }),
     ],
-    { error: 'must be an address or an array of addresses' },
+    {
+      error: (issue) =>
+        issue.input === undefined
+          ? 'is required'
+          : 'must be an address, a comma-separated list of addresses in one string, or an array of addresses',
+    },
   )
-  .openapi('AddressList', { description: 'One address or an array of addresses.' });
+  .openapi('AddressList', {
+    description:
+      'One address, several in one string separated by commas (`a@example.org, "Doe, Jan" <jan@example.org>`), ' +
+      'or an array of addresses (each of which may itself be such a string). Groups (`name: a, b;`) are not supported. ' +
+      'An error in the n-th address of a string list is reported at `to[n]` (counting from 0), or `to[i][n]` inside the array element `to[i]`.',
+  });
 
 /**
  * Decoded size of attachment content: strict base64 (RFC 4648 section 4 alphabet, `=` padding,
@@ -276,13 +321,10 @@ export type Validation = { ok: true; value: ParsedSendRequest } | { ok: false; f
 
 /**
  * `to` + `cc` + `bcc` over `MAX_RECIPIENTS`: the list where the total crosses the limit. Works on
- * the raw input (a present non-array value counts as one address).
+ * the raw input: every address counts, those of a comma-separated string too (`countAddresses`).
  */
 function recipientLimit(input: Record<string, unknown>, limits: Limits): FieldError | undefined {
-  const counts = (['to', 'cc', 'bcc'] as const).map((path) => {
-    const value = input[path];
-    return [path, value === undefined ? 0 : Array.isArray(value) ? value.length : 1] as const;
-  });
+  const counts = (['to', 'cc', 'bcc'] as const).map((path) => [path, countAddresses(input[path])] as const);
   const sum = counts.reduce((n, [, c]) => n + c, 0);
   if (sum <= limits.maxRecipients) return undefined;
   let total = 0;
@@ -296,11 +338,6 @@ function recipientLimit(input: Record<string, unknown>, limits: Limits): FieldEr
     }
   }
   return undefined;
-}
-
-function asArray<T>(value: T | T[] | undefined): T[] {
-  if (value === undefined) return [];
-  return Array.isArray(value) ? value : [value];
 }
 
 /**
@@ -327,7 +364,7 @@ function checkRequest(parsed: ReturnType<typeof SendRequestSchema.safeParse>, li
 
   const value = parsed.data;
   const fields: FieldError[] = [];
-  if (asArray(value.to).length + asArray(value.cc).length + asArray(value.bcc).length === 0) {
+  if (countAddresses(value.to) + countAddresses(value.cc) + countAddresses(value.bcc) === 0) {
     fields.push({ path: 'to', message: 'at least one recipient is required in to, cc or bcc' });
   }
   if (value.text === undefined && value.html === undefined && (value.attachments?.length ?? 0) === 0) {

@@ -37,17 +37,17 @@ function list<T>(value: T | T[] | undefined): T[] | undefined {
   return Array.isArray(value) ? value : [value];
 }
 
-/** The validated request as the composer's input (same field names; lists normalized to arrays). */
+/**
+ * The validated request as the composer's input (same field names). Address fields pass as they
+ * are, so the composer's field paths are the request's: `to` for a single string, `to[1]` for the
+ * second address of `to: 'a@x, b@y'`, `to[2]` for the third element of an array.
+ */
 export function messageInput(req: ParsedSendRequest): MessageInput {
   const input: MessageInput = { from: req.from };
-  const to = list(req.to);
-  const cc = list(req.cc);
-  const bcc = list(req.bcc);
-  const replyTo = list(req.replyTo);
-  if (to) input.to = to;
-  if (cc) input.cc = cc;
-  if (bcc) input.bcc = bcc;
-  if (replyTo) input.replyTo = replyTo;
+  if (req.to !== undefined) input.to = req.to;
+  if (req.cc !== undefined) input.cc = req.cc;
+  if (req.bcc !== undefined) input.bcc = req.bcc;
+  if (req.replyTo !== undefined) input.replyTo = req.replyTo;
   if (req.subject !== undefined) input.subject = req.subject;
   if (req.text !== undefined) input.text = req.text;
   if (req.html !== undefined) input.html = req.html;

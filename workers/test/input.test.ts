@@ -303,6 +303,36 @@ describe('fields', () => {
     ]);
   });
 
+  it('counts every address of a comma-separated string against MAX_RECIPIENTS', async () => {
+    const list = (n: number, p: string) => Array.from({ length: n }, (_, i) => `${p}${i}@example.org`);
+    const body = await failureOf(
+      await post(message({ to: list(40, 'to').join(', '), cc: [list(11, 'cc').join(',')] })),
+      400,
+    );
+    expect(body.error.fields).toEqual([
+      { path: 'cc', message: 'too many recipients: to, cc and bcc hold 51 together and the limit is 50' },
+    ]);
+    // A quoted comma is not a separator: these are 2 addresses, under a limit of 2.
+    const quoted = await failureOf(
+      await post(message({ to: '"Doe, Jan" <jan@example.org>, zoe@example.org', bcc: 'x@example.org' }), {
+        env: { MAX_RECIPIENTS: '2' },
+      }),
+      400,
+    );
+    expect(quoted.error.fields).toEqual([
+      { path: 'bcc', message: 'too many recipients: to, cc and bcc hold 3 together and the limit is 2' },
+    ]);
+  });
+
+  it('refuses a string list of more than 1000 addresses in one field', async () => {
+    const to = Array.from({ length: 1001 }, (_, i) => `r${i}@example.org`).join(',');
+    const body = await failureOf(
+      await post({ from: 'app@example.org', replyTo: to, to: 'zoe@example.org', text: 'x' }),
+      400,
+    );
+    expect(body.error.fields).toEqual([{ path: 'replyTo', message: 'must hold at most 1000 addresses' }]);
+  });
+
   it('refuses a huge recipient list outright, before looking at each address', async () => {
     const to = Array.from({ length: 5000 }, (_, i) => (i === 7 ? 42 : `r${i}@example.org`));
     const body = await failureOf(await post({ from: 'app@example.org', to, text: 'x' }), 400);

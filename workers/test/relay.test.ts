@@ -150,6 +150,84 @@ describe('delivery: implicit TLS, DSN, composer checks', () => {
   });
 });
 
+describe('address lists in one string (as nodemailer takes them)', () => {
+  it('to, cc and bcc as comma-separated strings: every address relayed, headers written as lists', async () => {
+    const [a, b, c, d, hidden] = ['la', 'lb', 'lc', 'ld', 'lh'].map(unique) as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
+    const body = await successOf(
+      await post(
+        message({
+          to: `${a}, "Martin, Jan" <${b}>`,
+          cc: [`${c},${d}`],
+          bcc: `${hidden},`,
+          replyTo: 'r1@example.org, r2@example.org',
+        }),
+      ),
+    );
+    expect(body.accepted).toEqual([a, b, c, d, hidden]);
+    const [got] = await receivedFor(hidden);
+    expect(got?.rcptTo).toEqual([a, b, c, d, hidden]);
+    const parsed = await PostalMime.parse(got!.raw);
+    expect(parsed.to).toEqual([
+      { name: '', address: a },
+      { name: 'Martin, Jan', address: b },
+    ]);
+    expect(parsed.cc).toEqual([
+      { name: '', address: c },
+      { name: '', address: d },
+    ]);
+    expect(parsed.replyTo).toEqual([
+      { name: '', address: 'r1@example.org' },
+      { name: '', address: 'r2@example.org' },
+    ]);
+    expect(new TextDecoder().decode(got?.raw)).not.toContain(hidden);
+  });
+
+  it('a wrong address in a string list is a 400 at its own path; nothing is sent', async () => {
+    const ok = unique('list-ok');
+    const body = await failureOf(await post(message({ to: `${ok}, zoe..x@example.org` })), 400);
+    expect(body.error.fields).toEqual([
+      {
+        path: 'to[1]',
+        message: '"zoe..x@example.org" is not a valid address (Bad mailbox address syntax: bad local part)',
+      },
+    ]);
+    const nested = await failureOf(await post(message({ cc: [ok, `${ok}, not-an-address`] })), 400);
+    expect(nested.error.fields).toEqual([
+      {
+        path: 'cc[1][1]',
+        message:
+          '"not-an-address" is not an address; a display name that holds a comma must be quoted ("Doe, John" <john@example.org>)',
+      },
+    ]);
+    expect(await receivedFor(ok)).toEqual([]);
+  });
+
+  it('groups and several authors are refused with a clear message', async () => {
+    const group = await failureOf(await post(message({ to: 'Team: a@example.org, b@example.org;' })), 400);
+    expect(group.error.fields).toEqual([
+      {
+        path: 'to',
+        message:
+          '"Team: a@example.org, b@example.org;" is an address group (RFC 5322 section 3.4, "name: a@x, b@y;") or a list separated by ";", which are not supported; separate the addresses with commas',
+      },
+    ]);
+    const authors = await failureOf(await post(message({ from: 'a@example.org, b@example.org' })), 400);
+    expect(authors.error.fields).toEqual([
+      {
+        path: 'from',
+        message:
+          'from takes one address, and "a@example.org, b@example.org" holds 2 (several authors would need a Sender field, RFC 5322 section 3.6.2, which is not supported; put the others in replyTo or cc)',
+      },
+    ]);
+  });
+});
+
 describe('per-recipient outcomes', () => {
   it('some recipients refused: 200 with each refusal', async () => {
     const ok = unique('ok');

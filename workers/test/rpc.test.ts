@@ -68,6 +68,16 @@ describe('Mailer.send over a service binding', () => {
     });
   });
 
+  it('takes comma-separated address lists in one string, as POST /send does', async () => {
+    const a = unique('rpc-list');
+    const b = unique('rpc-list');
+    const result = await viaBinding(message({ to: `${a}, "Martin, Jan" <${b}>` }));
+    expect(result.ok && result.accepted).toEqual([a, b]);
+    const bad = await viaBinding(message({ to: `${a}, zoe..x@example.org` }));
+    expect(shape(bad)).toEqual(shape(await json(await post(message({ to: `${a}, zoe..x@example.org` })))));
+    expect(!bad.ok && bad.error.fields?.[0]?.path).toBe('to[1]');
+  });
+
   it('relay outcomes: the same 422 with per-recipient detail', async () => {
     const gone = unique('reject');
     const rpc = await viaBinding(message({ to: gone }));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SmtpMessageError } from '../errors.ts';
-import { formatAddressHeader, parseAddress, resolveAddress } from './address.ts';
+import { formatAddressHeader, parseAddress, resolveAddress, splitAddressList } from './address.ts';
 
 function fieldOf(fn: () => unknown): string | undefined {
   try {
@@ -116,6 +116,86 @@ describe('formatAddressHeader', () => {
   it('refuses injection in names', () => {
     expect(fieldOf(() => formatAddressHeader([{ name: 'x\r\nBcc: y', address: 'a@example.org' }]))).toBe(
       '[0].name',
+    );
+  });
+});
+
+function messageOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(SmtpMessageError);
+    return (e as SmtpMessageError).message;
+  }
+  throw new Error('did not throw');
+}
+
+describe('splitAddressList (RFC 5322 section 3.4 address-list)', () => {
+  const texts = (s: string, field = 'to') => splitAddressList(s, field).map((a) => [a.text.trim(), a.field]);
+
+  it('splits at top-level commas and numbers the addresses of a list', () => {
+    expect(texts('b@example.org, c@example.org')).toEqual([
+      ['b@example.org', 'to[0]'],
+      ['c@example.org', 'to[1]'],
+    ]);
+    expect(texts('a@x.example,b@y.example,  "Zoë" <z@z.example>', 'cc[2]')).toEqual([
+      ['a@x.example', 'cc[2][0]'],
+      ['b@y.example', 'cc[2][1]'],
+      ['"Zoë" <z@z.example>', 'cc[2][2]'],
+    ]);
+  });
+
+  it('keeps the field of a string that holds one address', () => {
+    expect(texts('zoe@example.org')).toEqual([['zoe@example.org', 'to']]);
+    expect(texts('"Doe, John" <john@example.org>')).toEqual([['"Doe, John" <john@example.org>', 'to']]);
+    // obs-addr-list (RFC 5322 section 4.4): empty elements are skipped
+    expect(texts(' zoe@example.org , ')).toEqual([['zoe@example.org', 'to']]);
+    expect(texts('a@x.example,, ,b@y.example')).toEqual([
+      ['a@x.example', 'to[0]'],
+      ['b@y.example', 'to[1]'],
+    ]);
+  });
+
+  it('does not split inside quoted strings, quoted-pairs, comments, angle brackets or domain literals', () => {
+    expect(texts('"a,\\"b, c" <q@x.example>, "x,y"@y.example')).toEqual([
+      ['"a,\\"b, c" <q@x.example>', 'to[0]'],
+      ['"x,y"@y.example', 'to[1]'],
+    ]);
+    expect(texts('"Say \\"hi, there\\"" <s@x.example>')).toEqual([
+      ['"Say \\"hi, there\\"" <s@x.example>', 'to'],
+    ]);
+    expect(texts('x@[IPv6:2001:db8::1], (a, (nested, comment)) y@y.example')).toEqual([
+      ['x@[IPv6:2001:db8::1]', 'to[0]'],
+      ['(a, (nested, comment)) y@y.example', 'to[1]'],
+    ]);
+    expect(texts('<@relay.example,@b.example:r@y.example>')).toEqual([
+      ['<@relay.example,@b.example:r@y.example>', 'to'],
+    ]);
+  });
+
+  it('refuses groups and ";"-separated lists with a clear error', () => {
+    expect(fieldOf(() => splitAddressList('Team: a@x.example, b@y.example;', 'to'))).toBe('to');
+    expect(messageOf(() => splitAddressList('Team: a@x.example, b@y.example;', 'to'))).toMatch(
+      /^to: "Team: a@x\.example, b@y\.example;" is an address group \(RFC 5322 section 3\.4/,
+    );
+    expect(fieldOf(() => splitAddressList('undisclosed-recipients:;', 'bcc'))).toBe('bcc');
+    expect(fieldOf(() => splitAddressList('a@x.example; b@y.example', 'cc[1]'))).toBe('cc[1]');
+    // A single address keeps the lenient reading of an unquoted display name with a colon.
+    expect(texts('Re: Zoe <zoe@example.org>')).toEqual([['Re: Zoe <zoe@example.org>', 'to']]);
+  });
+
+  it('names the address that holds a control character, before any other complaint', () => {
+    expect(fieldOf(() => splitAddressList('a@x.example, b@y.example\r\nBcc: evil@z.example', 'to'))).toBe(
+      'to[1]',
+    );
+    expect(fieldOf(() => splitAddressList('a@x.example,\r\n,b@y.example', 'to'))).toBe('to[1]');
+    expect(fieldOf(() => splitAddressList('a@x.example\u0000', 'to'))).toBe('to');
+  });
+
+  it('says how to quote a display name that holds a comma', () => {
+    expect(fieldOf(() => splitAddressList('Doe, John <john@example.org>', 'to'))).toBe('to[0]');
+    expect(messageOf(() => splitAddressList('Doe, John <john@example.org>', 'to'))).toBe(
+      'to[0]: "Doe" is not an address; a display name that holds a comma must be quoted ("Doe, John" <john@example.org>)',
     );
   });
 });

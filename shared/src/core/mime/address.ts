@@ -11,7 +11,7 @@ import { needsSmtpUtf8, parseMailbox } from '../address/index.ts';
 import { SmtpMessageError } from '../errors.ts';
 import { FieldWriter, writePhrase } from './header.ts';
 import { domainToAscii } from './punycode.ts';
-import { assertHeaderText } from './text.ts';
+import { assertHeaderText, assertString } from './text.ts';
 
 /** `"zoe@example.org"`, `"\"Zoë\" <zoe@example.org>"`, `"Zoë <zoe@example.org>"` or `{ name, address }`. */
 export type AddressInput = string | { name?: string; address: string };
@@ -112,6 +112,96 @@ export function parseAddress(input: AddressInput, field: string): NamedAddress {
   }
   name = trimWsp(name);
   return { name: name === '' ? null : name, address };
+}
+
+/** One address of a string address list, with the field path it is reported under. */
+export interface ListedAddress {
+  text: string;
+  field: string;
+}
+
+/**
+ * Split a string that may hold several addresses (RFC 5322 section 3.4 `address-list`:
+ * `a@example.org, "Doe, John" <john@example.org>`) at its top-level commas: not inside a
+ * quoted-string (with `\` quoted-pairs), a comment `( )`, an angle-addr `< >` or a domain
+ * literal `[ ]`. Empty elements (a trailing comma, `a@x,,b@x`; RFC 5322 section 4.4
+ * obs-addr-list) are skipped.
+ *
+ * Field paths: a string holding one address keeps `field`; the addresses of a string holding
+ * several are `field[0]`, `field[1]`, … in order (so `to: 'a@x, b@x'` reports its second address
+ * as `to[1]`, and the second address in the string `to[2]` as `to[2][1]`).
+ *
+ * Groups (`Team: a@x, b@x;`, RFC 5322 section 3.4 `group`) are not supported: a `;`, or a `:` in a
+ * string of several addresses, outside quotes, comments and brackets is an `SmtpMessageError`
+ * saying so. CR, LF and other controls are refused first, at the path of the address holding
+ * them. Each element is then validated by `parseAddress`; this only splits.
+ */
+export function splitAddressList(text: string, field: string): ListedAddress[] {
+  assertString(text, field);
+  const parts: string[] = [];
+  let colon = false;
+  let semicolon = false;
+  let quoted = false;
+  let comment = 0;
+  let angle = false;
+  let literal = false;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (quoted) {
+      if (c === 0x5c)
+        i++; // quoted-pair: the next character is literal
+      else if (c === 0x22) quoted = false;
+      continue;
+    }
+    if (comment > 0) {
+      if (c === 0x5c) i++;
+      else if (c === 0x28) comment++;
+      else if (c === 0x29) comment--;
+      continue;
+    }
+    if (c === 0x22) quoted = true;
+    else if (c === 0x28) comment = 1;
+    else if (angle) {
+      if (c === 0x3e) angle = false;
+    } else if (literal) {
+      if (c === 0x5d) literal = false;
+    } else if (c === 0x3c) angle = true;
+    else if (c === 0x5b) literal = true;
+    else if (c === 0x2c) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    } else if (c === 0x3a) colon = true;
+    else if (c === 0x3b) semicolon = true;
+  }
+  parts.push(text.slice(start));
+  const present = parts.filter((p) => trimWsp(p) !== '');
+  // Nothing but commas and spaces: one (invalid) address, reported as such by parseAddress.
+  const listed =
+    present.length <= 1
+      ? [{ text: present[0] ?? text, field }]
+      : present.map((part, i) => ({ text: part, field: `${field}[${i}]` }));
+  // The injection guard first, at the precise path, before any other complaint.
+  for (const a of listed) assertHeaderText(a.text, a.field);
+  // A group ends with ";". A ":" alone is a group only in a list: a single address keeps the
+  // lenient reading of an unquoted display name such as `Re: Zoë <zoe@example.org>`.
+  if (semicolon || (colon && listed.length > 1)) {
+    throw new SmtpMessageError(
+      `${field}: "${text}" is an address group (RFC 5322 section 3.4, "name: a@x, b@y;") or a list separated by ";", which are not supported; separate the addresses with commas`,
+      field,
+    );
+  }
+  if (listed.length > 1) {
+    for (const a of listed) {
+      if (!a.text.includes('@')) {
+        throw new SmtpMessageError(
+          `${a.field}: "${trimWsp(a.text)}" is not an address; a display name that holds a comma must be quoted ("Doe, John" <john@example.org>)`,
+          a.field,
+        );
+      }
+    }
+  }
+  return listed;
 }
 
 /**

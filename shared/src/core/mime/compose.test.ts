@@ -287,6 +287,62 @@ describe('composeMessage: input errors name the field', () => {
   });
 });
 
+describe('composeMessage: address lists in a string (as nodemailer takes them)', () => {
+  it('accepts comma-separated lists in to, cc, bcc and replyTo', () => {
+    const m = composeMessage({
+      ...base,
+      to: 'b@example.org, "Doe, John" <john@example.org>',
+      cc: ['c@example.org, d@example.org', { name: 'E', address: 'e@example.org' }],
+      bcc: 'hidden@example.org,archive@example.org,',
+      replyTo: 'r1@example.org, r2@example.org',
+      text: 'x',
+    });
+    expect(m.envelope.to).toEqual([
+      'b@example.org',
+      'john@example.org',
+      'c@example.org',
+      'd@example.org',
+      'e@example.org',
+      'hidden@example.org',
+      'archive@example.org',
+    ]);
+    const f = Object.fromEntries(fields(m));
+    expect(f.To).toBe('b@example.org, "Doe, John" <john@example.org>');
+    expect(f.Cc).toBe('c@example.org, d@example.org, E <e@example.org>');
+    expect(f['Reply-To']).toBe('r1@example.org, r2@example.org');
+    expect(f.Bcc).toBeUndefined();
+  });
+
+  it('deduplicates across a string list and the other fields', () => {
+    const m = composeMessage({ ...base, to: 'b@example.org, b@EXAMPLE.ORG', cc: 'b@example.org', text: 'x' });
+    expect(m.envelope.to).toEqual(['b@example.org']);
+  });
+
+  it.each<[string, Partial<MessageInput>, string]>([
+    ['the second address of a string list', { to: 'b@example.org, not-an-address' }, 'to[1]'],
+    ['inside the string of an array element', { cc: ['c@example.org', 'd@example.org, bad@'] }, 'cc[1][1]'],
+    ['a one-address string keeps its path', { bcc: ['ok@example.org', 'bad@'] }, 'bcc[1]'],
+    ['CRLF in the second address', { to: 'b@example.org, c@example.org\r\nBcc: e@evil.example' }, 'to[1]'],
+    ['a group', { to: 'Friends: a@example.org, b@example.org;' }, 'to'],
+    ['an unquoted display name with a comma', { replyTo: 'Doe, John <john@example.org>' }, 'replyTo[0]'],
+    ['several addresses in from', { from: 'a@example.org, b@example.org' }, 'from'],
+    ['several addresses in sender', { sender: 'a@example.org, b@example.org' }, 'sender'],
+  ])('names the field: %s', (_what, patch, field) => {
+    const error = errorOf({ ...base, text: 't', ...patch } as MessageInput);
+    expect(error.field).toBe(field);
+  });
+
+  it('from takes one mailbox, and says why', () => {
+    expect(errorOf({ ...base, from: 'a@example.org, b@example.org', text: 't' }).message).toBe(
+      'from takes one address, and "a@example.org, b@example.org" holds 2 (several authors would need a Sender field, RFC 5322 section 3.6.2, which is not supported; put the others in replyTo or cc)',
+    );
+    // A display name with a quoted comma is one mailbox.
+    const m = composeMessage({ ...base, from: '"Doe, John" <john@example.org>', text: 't' });
+    expect(Object.fromEntries(fields(m)).From).toBe('"Doe, John" <john@example.org>');
+    expect(m.envelope.from).toBe('john@example.org');
+  });
+});
+
 describe('composeMessage: JSON input', () => {
   it('treats null optional fields as absent', () => {
     const json = JSON.parse(

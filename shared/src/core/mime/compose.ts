@@ -14,6 +14,7 @@ import {
   parseAddress,
   type ResolvedAddress,
   resolveAddress,
+  splitAddressList,
   splitAddrSpec,
   writeAddressList,
 } from './address.ts';
@@ -97,13 +98,40 @@ const STRUCTURAL = new Set([
 /** Header fields `headers` may set when the dedicated input field is absent. */
 const IDENTITY = new Set(['date', 'message-id', 'in-reply-to', 'references']);
 
+/**
+ * Every address of a field with its path: an array's elements are `field[i]`, and a string may
+ * hold a comma-separated list (`splitAddressList`), whose addresses get one more index when
+ * there are several (`to: 'a@x, b@x'` gives `to[0]`, `to[1]`).
+ */
 function list(
   value: AddressInput | AddressInput[] | undefined,
   field: string,
 ): Array<[AddressInput, string]> {
   if (value === undefined || value === null) return [];
-  if (Array.isArray(value)) return value.map((v, i) => [v, `${field}[${i}]`]);
-  return [[value, field]];
+  const items: Array<[AddressInput, string]> = Array.isArray(value)
+    ? value.map((v, i) => [v, `${field}[${i}]`])
+    : [[value, field]];
+  return items.flatMap(
+    ([v, f]): Array<[AddressInput, string]> =>
+      typeof v === 'string' ? splitAddressList(v, f).map((a) => [a.text, a.field]) : [[v, f]],
+  );
+}
+
+/** `from` and `sender` take one mailbox (RFC 5322 section 3.6.2 as we support it). */
+function single(value: AddressInput, field: string, acc: Resolved): NamedAddress {
+  if (Array.isArray(value)) throw new SmtpMessageError(`${field} takes one address`, field);
+  const items = list(value, field);
+  if (items.length > 1) {
+    throw new SmtpMessageError(
+      `${field} takes one address, and "${String(value)}" holds ${items.length}` +
+        (field === 'from'
+          ? ' (several authors would need a Sender field, RFC 5322 section 3.6.2, which is not supported; put the others in replyTo or cc)'
+          : ''),
+      field,
+    );
+  }
+  const [[input, f]] = items as [[AddressInput, string]];
+  return resolveOne(input, f, acc);
 }
 
 interface Resolved {
@@ -115,11 +143,13 @@ function resolveList(
   field: string,
   acc: Resolved,
 ): NamedAddress[] {
-  return list(value, field).map(([input, f]) => {
-    const r = resolveAddress(parseAddress(input, f), f);
-    acc.mailboxes.push(r);
-    return { name: r.name, address: r.address };
-  });
+  return list(value, field).map(([input, f]) => resolveOne(input, f, acc));
+}
+
+function resolveOne(input: AddressInput, field: string, acc: Resolved): NamedAddress {
+  const r = resolveAddress(parseAddress(input, field), field);
+  acc.mailboxes.push(r);
+  return { name: r.name, address: r.address };
 }
 
 function addressField(name: string, mailboxes: readonly NamedAddress[], utf8: boolean): string {
@@ -244,10 +274,8 @@ export function composeMessage(message: MessageInput): ComposedMessage {
   const input = withoutNulls(message);
   const acc: Resolved = { mailboxes: [] };
   if (input.from === undefined || input.from === null) throw new SmtpMessageError('from is required', 'from');
-  if (Array.isArray(input.from)) throw new SmtpMessageError('from takes one address', 'from');
-  if (Array.isArray(input.sender)) throw new SmtpMessageError('sender takes one address', 'sender');
-  const [from] = resolveList(input.from, 'from', acc) as [NamedAddress];
-  const sender = input.sender === undefined ? undefined : resolveList(input.sender, 'sender', acc)[0];
+  const from = single(input.from, 'from', acc);
+  const sender = input.sender === undefined ? undefined : single(input.sender, 'sender', acc);
   const replyTo = resolveList(input.replyTo, 'replyTo', acc);
   const to = resolveList(input.to, 'to', acc);
   const cc = resolveList(input.cc, 'cc', acc);

@@ -5,10 +5,12 @@
 export {
   type AddressInput,
   formatAddressHeader,
+  type ListedAddress,
   type NamedAddress,
   parseAddress,
   type ResolvedAddress,
   resolveAddress,
+  splitAddressList,
 } from './address.ts';
 export { type AttachmentInput, type ComposedMessage, composeMessage, type MessageInput } from './compose.ts';
 export { mediaTypeForFilename } from './content-type.ts';

@@ -97,7 +97,10 @@ export function createHandler(d: HandlerDeps): SmtpServerHandler {
 
     close(s) {
       const st = state(s);
+      // Set by the engine before close (quit, eof, timeout, too-many-errors, http-request…).
+      const reason = s.closeReason ?? 'unknown';
       d.metrics.connectionsCurrent.dec(L);
+      d.metrics.connectionsClosed.inc({ ...L, reason });
       d.log.info(
         {
           event: 'connection',
@@ -112,6 +115,7 @@ export function createHandler(d: HandlerDeps): SmtpServerHandler {
           messages: st.messages,
           rejected: st.rejected,
           durationMs: Date.now() - st.startedAt,
+          reason,
         },
         'connection closed',
       );

@@ -22,12 +22,14 @@ export class Metrics {
   readonly connectionsTotal: Counter<'listener'>;
   readonly connectionsCurrent: Gauge<'listener'>;
   readonly connectionsRefused: Counter<'listener' | 'reason'>;
+  readonly connectionsClosed: Counter<'listener' | 'reason'>;
   readonly messagesAccepted: Counter<'listener'>;
   readonly messagesRejected: Counter<'listener' | 'reason'>;
   readonly recipientsRejected: Counter<'listener' | 'reason'>;
   readonly bytesReceived: Counter<'listener'>;
   readonly storeDuration: Histogram<'store' | 'result'>;
   readonly authFailures: Counter<'listener' | 'reason'>;
+  readonly storeCleanupsPending: Gauge;
   readonly draining: Gauge;
 
   constructor() {
@@ -48,6 +50,12 @@ export class Metrics {
     this.connectionsRefused = new Counter({
       name: 'receiver_smtp_connections_refused_total',
       help: 'SMTP connections closed before the greeting (PROXY protocol errors) or refused by a limit',
+      labelNames: ['listener', 'reason'],
+      registers,
+    });
+    this.connectionsClosed = new Counter({
+      name: 'receiver_smtp_connections_closed_total',
+      help: 'SMTP sessions ended, by the reason the server engine gives (quit, eof, timeout, http-request, ...)',
       labelNames: ['listener', 'reason'],
       registers,
     });
@@ -86,6 +94,11 @@ export class Metrics {
       name: 'receiver_auth_failures_total',
       help: 'Failed AUTH attempts: bad_credentials or locked_out',
       labelNames: ['listener', 'reason'],
+      registers,
+    });
+    this.storeCleanupsPending = new Gauge({
+      name: 'receiver_store_cleanups_pending',
+      help: 'Failed S3 puts whose objects are still being deleted in the background (shutdown waits for them)',
       registers,
     });
     this.draining = new Gauge({

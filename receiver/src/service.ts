@@ -103,9 +103,14 @@ export async function startReceiver(config: ReceiverConfig, log: Logger): Promis
   const metrics = new Metrics();
   const tlsFiles = await loadTls(config);
   const users = await loadUsers(config);
+  let cleanupsPending = 0;
   const store = await createStore(config, {
     onCleanupError: (key, err) =>
       log.error({ key, err }, 'could not delete an object left by a failed store'),
+    onCleanupsPending: (n) => {
+      cleanupsPending = n;
+      metrics.storeCleanupsPending.set(n);
+    },
   });
   const lockout = new AuthLockout({
     maxFailuresPerIp: config.authMaxFailuresPerIp,
@@ -248,6 +253,11 @@ export async function startReceiver(config: ReceiverConfig, log: Logger): Promis
         log.info({ deadlineMs: config.drainTimeoutMs, connections: listeners.connections }, 'draining');
         await listeners.close(config.drainTimeoutMs);
         await ops.close();
+        if (cleanupsPending > 0)
+          log.info(
+            { event: 'store_cleanup', pending: cleanupsPending },
+            'waiting for the clean-up of failed stores',
+          );
         await store.close();
         log.info({}, 'stopped');
       })();

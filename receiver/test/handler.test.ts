@@ -117,6 +117,35 @@ describe('receiver handler', () => {
     );
   });
 
+  it('logs and counts each close with the reason the engine set (unknown when it set none)', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    const metrics = new Metrics();
+    const h = createHandler(
+      deps(
+        fakeStore(async () => Promise.reject(new Error('unused'))),
+        { log, metrics },
+      ),
+    );
+    for (const closeReason of ['http-request', 'too-many-errors', 'http-request', undefined] as const) {
+      const s = session(closeReason === undefined ? {} : { closeReason });
+      await h.connect?.(s);
+      h.close?.(s);
+    }
+    expect(lines.filter((l) => l['event'] === 'connection').map((l) => l['reason'])).toEqual([
+      'http-request',
+      'too-many-errors',
+      'http-request',
+      'unknown',
+    ]);
+    const text = (await metrics.render()).body;
+    expect(text).toContain('receiver_smtp_connections_closed_total{listener="mx",reason="http-request"} 2\n');
+    expect(text).toContain(
+      'receiver_smtp_connections_closed_total{listener="mx",reason="too-many-errors"} 1\n',
+    );
+    expect(text).toContain('receiver_smtp_connections_closed_total{listener="mx",reason="unknown"} 1\n');
+  });
+
   it('passes a failing message stream through (the engine owns that reply)', async () => {
     const boom = new Error('client went away');
     const stream = new ReadableStream<Uint8Array>({

@@ -3,9 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileStore } from '../src/store/file-store.ts';
-import { S3Store } from '../src/store/s3-store.ts';
+import { S3Store, type S3StoreOptions } from '../src/store/s3-store.ts';
 import { type EnvelopeMeta, StoreError } from '../src/store/types.ts';
-import { eventually, startFaultProxy, startTestS3, TEST_CREDENTIALS, type TestS3 } from './support/s3.ts';
+import {
+  eventually,
+  startFaultProxy,
+  startLateProxy,
+  startTestS3,
+  TEST_CREDENTIALS,
+  type TestS3,
+} from './support/s3.ts';
 
 const enc = new TextEncoder();
 
@@ -196,14 +203,20 @@ describe('S3Store against s3rver', () => {
     await s3.close();
   });
 
-  const store = (endpoint = s3.endpoint, prefix = 'p') =>
+  const store = (
+    endpoint = s3.endpoint,
+    prefix = 'p',
+    extra: Pick<S3StoreOptions, 'requestTimeoutMs' | 'onCleanupError'> = {},
+  ) =>
     new S3Store({
       bucket: s3.bucket,
       prefix,
       forcePathStyle: true,
       partSize: 5 * 1024 * 1024,
       queueSize: 2,
+      requestTimeoutMs: 1000,
       client: { endpoint, region: 'us-east-1', credentials: TEST_CREDENTIALS, maxAttempts: 2 },
+      ...extra,
     });
 
   it('stores a small message byte for byte with its envelope', async () => {
@@ -316,4 +329,63 @@ describe('S3Store against s3rver', () => {
       await proxy.close();
     });
   }
+
+  // A request S3 has received can complete after we gave up on it (lost response, late delivery).
+  // The clean-up must still leave neither object: it deletes again once such a request can have
+  // landed (`requestTimeoutMs` after the put's requests settled), and close() waits for it.
+  for (const [what, ext] of [
+    ['the .eml PutObject', '.eml'],
+    ['the .json PutObject (the commit marker)', '.json'],
+  ] as const) {
+    it(`${what} lands after the put failed: the clean-up deletes it again; the failure is not delayed`, async () => {
+      const prefix = `late${ext.replace('.', '-')}`;
+      const proxy = await startLateProxy(
+        s3.port,
+        (head) =>
+          head.startsWith('PUT ') && new RegExp(`\\${ext}[ ?]`).test(head.slice(0, head.indexOf('\r\n'))),
+      );
+      const st = store(proxy.endpoint, prefix);
+      const ac = new AbortController();
+      const p = st.put({
+        meta: meta('L1'),
+        head: enc.encode('H\r\n'),
+        body: streamOf([enc.encode('late body\r\n')]),
+        signal: ac.signal,
+      });
+      p.catch(() => {});
+      // S3 has the whole request (held by the proxy) when the store time-out fires.
+      await eventually(async () => proxy.held === 1, 'request held');
+      ac.abort(new DOMException('store time-out', 'TimeoutError'));
+      const err = await p.catch((e: unknown) => e);
+      expect((err as StoreError).reason).toBe('timeout');
+      // put() answered before the clean-up finished: the 451 never waits for it.
+      expect(st.pendingCleanups).toBe(1);
+      await eventually(async () => proxy.replayed === 1, 'the held request reached S3');
+      await st.close(); // waits for the clean-up
+      expect(st.pendingCleanups).toBe(0);
+      expect((await s3.keys()).filter((k) => k.startsWith(`${prefix}/`))).toEqual([]);
+      await proxy.close();
+    });
+  }
+
+  it('the clean-up is bounded when S3 stops answering: both keys reported, close() returns', async () => {
+    const proxy = await startFaultProxy(s3.port, 'hang');
+    const failed: string[] = [];
+    const st = store(proxy.endpoint, 'gone', {
+      requestTimeoutMs: 200,
+      onCleanupError: (key) => failed.push(key),
+    });
+    const ac = new AbortController();
+    const p = st.put({
+      meta: meta('G1'),
+      head: enc.encode('H\r\n'),
+      body: streamOf([enc.encode('x')]),
+      signal: ac.signal,
+    });
+    setTimeout(() => ac.abort(new DOMException('store time-out', 'TimeoutError')), 100);
+    expect(((await p.catch((e: unknown) => e)) as StoreError).reason).toBe('timeout');
+    await st.close();
+    expect(failed).toEqual(['gone/2026/11/28/G1.json', 'gone/2026/11/28/G1.eml']);
+    await proxy.close();
+  });
 });

@@ -31,7 +31,13 @@ export type Fault =
   /** Forward both ways in small pieces with pauses (slow bodies). */
   | 'slow'
   /** Answer with an HTTP 500/503 without forwarding anything, then close. */
-  | 'http-error';
+  | 'http-error'
+  /**
+   * Hold the request and answer nothing; once the client gives up (closes), send what it had
+   * written to the upstream `lateMs` later: the store acts on a request its sender stopped
+   * waiting for (a lost response, a middlebox that delivers late). Only when a mix names it.
+   */
+  | 'late';
 
 export interface FaultProxyStats {
   connections: number;
@@ -57,13 +63,21 @@ export async function startChaosProxy(
   targetPort: number,
   seed: number,
   initial: Partial<Record<Fault, number>>,
-  options: { stallMs?: number } = {},
+  options: { stallMs?: number; lateMs?: number } = {},
 ): Promise<ChaosProxy> {
   const random = prng(seed);
   let mix = initial;
   const stats: FaultProxyStats = {
     connections: 0,
-    faults: { pass: 0, 'reset-request': 0, 'reset-response': 0, stall: 0, slow: 0, 'http-error': 0 },
+    faults: {
+      pass: 0,
+      'reset-request': 0,
+      'reset-response': 0,
+      stall: 0,
+      slow: 0,
+      'http-error': 0,
+      late: 0,
+    },
   };
   const sockets = new Set<Socket>();
   const track = (s: Socket): Socket => {
@@ -96,6 +110,17 @@ export async function startChaosProxy(
     let budget = 0;
     let stallTimer: NodeJS.Timeout | undefined;
     client.on('close', () => clearTimeout(stallTimer));
+    const held: Buffer[] = [];
+    client.on('close', () => {
+      if (fault !== 'late' || held.length === 0) return;
+      const request = Buffer.concat(held);
+      setTimeout(() => {
+        const late = track(connect(targetPort, '127.0.0.1'));
+        late.write(request);
+        late.once('data', () => late.destroy());
+        setTimeout(() => late.destroy(), 10_000).unref();
+      }, options.lateMs ?? 300);
+    });
     // Ordered, paced writes for slow exchanges.
     let upChain = Promise.resolve();
     let downChain = Promise.resolve();
@@ -116,7 +141,7 @@ export async function startChaosProxy(
         stats.faults[fault]++;
         answered = false;
         budget = fault === 'reset-request' ? 1 + Math.floor(random() * 2000) : Math.floor(random() * 300);
-        if (fault === 'stall') stallTimer = setTimeout(cut, options.stallMs ?? 5000);
+        if (fault === 'stall' || fault === 'late') stallTimer = setTimeout(cut, options.stallMs ?? 5000);
         if (fault === 'http-error') {
           const status = random() < 0.5 ? '500 Internal Server Error' : '503 Slow Down';
           const code = status.startsWith('500') ? 'InternalError' : 'SlowDown';
@@ -134,6 +159,9 @@ export async function startChaosProxy(
           return;
         case 'slow':
           upChain = drip(upstream, d, upChain);
+          return;
+        case 'late':
+          held.push(d);
           return;
         case 'reset-request':
           upstream.write(d.subarray(0, Math.max(0, budget)));

@@ -83,7 +83,7 @@ describe('receiver under floods', () => {
     for (const c of held) c.close();
   });
 
-  it('an RCPT flood ends in 452 4.5.3 then 421 4.7.0; the connection is logged', async () => {
+  it('an RCPT flood ends in 452 4.5.3 then 421 4.7.0; the connection is logged with its reason', async () => {
     const client = await served();
     expect((await client.command('EHLO flood.example')).code).toBe(250);
     client.send('MAIL FROM:<a@client.example>\r\n');
@@ -94,26 +94,28 @@ describe('receiver under floods', () => {
     expect(replies.slice(6, 21).every((r) => r.raw === '452 4.5.3 Too many recipients\r\n')).toBe(true);
     expect(replies[21]!.raw).toBe('421 4.7.0 mx.test.example Too many errors, closing connection\r\n');
     await client.waitClosed();
-    await rx.waitFor((l) => l.event === 'connection' && l['helo'] === 'flood.example', 'connection log');
+    const line = await rx.waitFor(
+      (l) => l.event === 'connection' && l['helo'] === 'flood.example',
+      'connection log',
+    );
+    expect(line['reason']).toBe('too-many-errors');
   });
 
-  // Receiver gap (receiver/src/handler.ts, handler.close): the "connection closed" log line does
-  // not say why the session ended. The engine sets `session.closeReason` (`http-request`,
-  // `too-many-errors`, `timeout`, `improper-pipelining`…) before calling close; logging it would
-  // make every flood visible in the logs. Expected: a field with the value 'http-request'.
-  it.fails('an HTTP request on the MX port: 421 4.7.0, closed, and the log says why (known gap)', async () => {
+  // The "connection closed" log line carries the engine's `session.closeReason` (`reason`), and
+  // the closes are counted by reason (receiver_smtp_connections_closed_total).
+  it('an HTTP request on the MX port: 421 4.7.0, closed, logged and counted with reason http-request', async () => {
+    const before = await metric('receiver_smtp_connections_closed_total', 'reason="http-request"');
     const c = await served();
     c.send('GET / HTTP/1.1\r\nHost: mx\r\n\r\n');
     expect((await c.reply()).raw).toBe(
       '421 4.7.0 mx.test.example This is an SMTP server, not HTTP; closing connection\r\n',
     );
     await c.waitClosed();
-    const line = await Promise.race([
-      rx.waitFor(
-        (l) => l.event === 'connection' && l['helo'] === null && Object.values(l).includes('http-request'),
-      ),
-      new Promise<null>((r) => setTimeout(() => r(null), 2000)),
-    ]);
-    expect(line).not.toBeNull();
+    const line = await rx.waitFor(
+      (l) => l.event === 'connection' && l['helo'] === null && l['reason'] === 'http-request',
+      'connection log with reason http-request',
+    );
+    expect(line['listener']).toBe('mx');
+    expect(await metric('receiver_smtp_connections_closed_total', 'reason="http-request"')).toBe(before + 1);
   });
 });

@@ -145,6 +145,105 @@ export async function startFaultProxy(targetPort: number, initial: FaultMode = '
   };
 }
 
+/**
+ * A proxy that lets every request through except those `hold` picks: such a request is read in
+ * full and then neither forwarded nor answered. When the client gives up on it (closes the
+ * connection), the proxy sends the held request to S3 `lateMs` later on a new connection: S3 acts
+ * on a request whose sender has stopped waiting, as when a response is lost or a middlebox
+ * delivers late. `replayed` counts replays that S3 has answered.
+ */
+export interface LateProxy {
+  endpoint: string;
+  /** Requests held so far (complete requests, head and body). */
+  readonly held: number;
+  /** Held requests sent to S3 and answered. */
+  readonly replayed: number;
+  close(): Promise<void>;
+}
+
+/** End of one HTTP/1.1 request in `buf` (Content-Length or chunked framing), or -1 if incomplete. */
+function requestEnd(buf: Buffer): number {
+  const headEnd = buf.indexOf('\r\n\r\n');
+  if (headEnd < 0) return -1;
+  const head = buf.subarray(0, headEnd).toString('latin1');
+  const length = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+  if (length) {
+    const end = headEnd + 4 + Number(length[1]);
+    return buf.length >= end ? end : -1;
+  }
+  if (/\r\ntransfer-encoding:\s*chunked/i.test(head)) {
+    const last = buf.indexOf('\r\n0\r\n\r\n', headEnd);
+    return last < 0 ? -1 : last + 7;
+  }
+  return headEnd + 4;
+}
+
+export async function startLateProxy(
+  targetPort: number,
+  hold: (requestHead: string) => boolean,
+  lateMs = 100,
+): Promise<LateProxy> {
+  const sockets = new Set<Socket>();
+  const track = (s: Socket): Socket => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    return s;
+  };
+  const stats = { held: 0, replayed: 0 };
+  const replay = (request: Buffer) => {
+    const up = track(connect(targetPort, '127.0.0.1'));
+    up.write(request);
+    setTimeout(() => up.destroy(), 10_000).unref();
+    up.once('data', () => {
+      stats.replayed++;
+      up.destroy();
+    });
+  };
+  const server: Server = createServer((client) => {
+    track(client);
+    const upstream = track(connect(targetPort, '127.0.0.1'));
+    upstream.on('close', () => client.destroy());
+    upstream.on('data', (d: Buffer) => client.write(d));
+    let pending = Buffer.alloc(0);
+    let held: Buffer | null = null;
+    client.on('data', (d: Buffer) => {
+      if (held !== null) return;
+      pending = Buffer.concat([pending, d]);
+      for (let end = requestEnd(pending); end >= 0; end = requestEnd(pending)) {
+        const request = pending.subarray(0, end);
+        pending = pending.subarray(end);
+        if (hold(request.subarray(0, request.indexOf('\r\n\r\n')).toString('latin1'))) {
+          held = Buffer.from(request);
+          stats.held++;
+          return;
+        }
+        upstream.write(request);
+      }
+    });
+    client.on('close', () => {
+      upstream.destroy();
+      const request = held;
+      if (request !== null) setTimeout(() => replay(request), lateMs);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    get held() {
+      return stats.held;
+    },
+    get replayed() {
+      return stats.replayed;
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
 /** Poll `fn` until it returns true; fails after `tries` attempts. For eventual clean-ups, not timing. */
 export async function eventually(fn: () => Promise<boolean>, what: string, tries = 100): Promise<void> {
   for (let i = 0; i < tries; i++) {

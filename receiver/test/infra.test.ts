@@ -158,7 +158,7 @@ describe('infra/compose.yaml', () => {
     const targets = arr(receiver['ports']).map((p) => Number(String(p).split(':').pop()));
     expect(targets.sort()).toEqual([c.mxPort, c.submissionPort, c.submissionsPort, c.httpPort].sort());
     expect(Number.parseInt(String(receiver['stop_grace_period']), 10) * 1000).toBeGreaterThan(
-      c.drainTimeoutMs,
+      c.drainTimeoutMs + c.storeTimeoutMs,
     );
   });
 });
@@ -199,7 +199,7 @@ describe('infra/k8s', () => {
       submissions: c.submissionsPort,
       http: c.httpPort,
     });
-    expect(Number(pod['terminationGracePeriodSeconds']) * 1000).toBeGreaterThan(c.drainTimeoutMs);
+    expect(Number(pod['terminationGracePeriodSeconds']) * 1000).toBeGreaterThan(c.drainTimeoutMs + c.storeTimeoutMs);
   });
 
   it('probes /readyz and /healthz on the HTTP port, runs as non-root', () => {

@@ -11,7 +11,7 @@ import { checkBearer, wwwAuthenticate } from './auth.ts';
 import { ConfigurationError, type Env, readApiKeys, readConfig, type WorkerConfig } from './config.ts';
 import { failure, mailerError } from './errors.ts';
 import { ErrorResponseSchema, SendRequestSchema, SendSuccessSchema } from './schema.ts';
-import { handleSend } from './send.ts';
+import { type Background, handleSend } from './send.ts';
 import type { MailerError, SendResponse } from './types.ts';
 
 type AppEnv = { Bindings: Env; Variables: { requestId: string } };
@@ -161,6 +161,23 @@ const sendRoute = createRoute({
   },
 });
 
+/**
+ * The request's `waitUntil`, so the SMTP QUIT can finish after the response is sent; undefined
+ * when the app is called without an execution context (`app.fetch(request, env)`), where the
+ * QUIT is then awaited before answering.
+ */
+function backgroundOf(c: {
+  executionCtx: { waitUntil(work: Promise<unknown>): void };
+}): Background | undefined {
+  let ctx: { waitUntil(work: Promise<unknown>): void };
+  try {
+    ctx = c.executionCtx; // Hono throws when the fetch call had no context
+  } catch {
+    return undefined;
+  }
+  return (work) => ctx.waitUntil(work);
+}
+
 export function createApp(): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>();
 
@@ -230,7 +247,15 @@ export function createApp(): OpenAPIHono<AppEnv> {
         requestId,
       );
     }
-    return responseFor(await handleSend(input, c.env, requestId, { config }));
+    const background = backgroundOf(c);
+    return responseFor(
+      await handleSend(
+        input,
+        c.env,
+        requestId,
+        background === undefined ? { config } : { config, background },
+      ),
+    );
   });
 
   app.all('/send', (c) =>

@@ -61,7 +61,11 @@ export class Mailer extends WorkerEntrypoint<Env> implements MailerRpc {
       );
     }
     try {
-      return await handleSend(message, this.env, requestId);
+      // The result goes back as soon as the relay's final reply is in; QUIT finishes under
+      // this invocation's waitUntil.
+      return await handleSend(message, this.env, requestId, {
+        background: (work) => this.ctx.waitUntil(work),
+      });
     } catch (err) {
       console.error(`[${requestId}] Mailer.send failed`, err);
       return failure(

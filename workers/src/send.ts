@@ -6,9 +6,13 @@
  * Platform limits: the socket is opened here, inside the request (never in global scope), and
  * exactly one SMTP connection is used per send, well under the 6 simultaneous connections a
  * Worker invocation may hold.
+ *
+ * Latency: the outcome is returned as soon as the relay's final reply arrives. The QUIT (RFC 5321
+ * section 4.1.1.10) and the close then finish in the background the caller gives
+ * (`ctx.waitUntil`), bounded by the client's quit timeout (5 s for the 221, 5 s for the close).
  */
-import { composeMessage, type MessageInput } from '@smtp-edge/protocol';
-import { type SendEnvelope, type SmtpClientOptions, sendMail } from '@smtp-edge/protocol/workers';
+import { composeMessage, type MessageInput, sendOnce as sendOverOneConnection } from '@smtp-edge/protocol';
+import { connectSmtp, type SendEnvelope, type SmtpClientOptions } from '@smtp-edge/protocol/workers';
 import { ConfigurationError, type Env, type RelayConfig, readConfig, type WorkerConfig } from './config.ts';
 import { failure, fromSmtpError, invalidRequest, mailerError } from './errors.ts';
 import { type ParsedSendRequest, validateSendRequest } from './schema.ts';
@@ -77,10 +81,24 @@ function dsnOf(req: ParsedSendRequest): SendEnvelope['dsn'] | undefined {
 
 export interface SendDependencies {
   compose: typeof composeMessage;
-  send: typeof sendMail;
+  connect: typeof connectSmtp;
 }
 
-const realDependencies: SendDependencies = { compose: composeMessage, send: sendMail };
+const realDependencies: SendDependencies = { compose: composeMessage, connect: connectSmtp };
+
+/**
+ * Where work that must outlive the response goes: `ctx.waitUntil` of the request (HTTP) or of the
+ * entrypoint (RPC). Without one, the QUIT is awaited before the outcome is returned.
+ */
+export type Background = (work: Promise<unknown>) => void;
+
+export interface SendOptions {
+  /** The configuration, when the caller has already read it. */
+  config?: WorkerConfig;
+  deps?: SendDependencies;
+  /** Finish the QUIT here, after the outcome is returned (see the module comment). */
+  background?: Background;
+}
 
 /**
  * Validate, compose and relay `input` (already parsed JSON or an RPC argument).
@@ -90,7 +108,7 @@ export async function handleSend(
   input: unknown,
   env: Env,
   requestId: string,
-  options: { config?: WorkerConfig; deps?: SendDependencies } = {},
+  options: SendOptions = {},
 ): Promise<SendResponse> {
   const started = Date.now();
   const result = await sendOnce(input, env, requestId, options);
@@ -129,7 +147,7 @@ async function sendOnce(
   input: unknown,
   env: Env,
   requestId: string,
-  options: { config?: WorkerConfig; deps?: SendDependencies },
+  options: SendOptions,
 ): Promise<SendResponse> {
   let config: WorkerConfig;
   try {
@@ -164,7 +182,15 @@ async function sendOnce(
 
   const deadline = AbortSignal.timeout(config.relay.sendTimeoutMs);
   try {
-    const result = await deps.send(clientOptions(config.relay, deadline), envelope, composed.bytes);
+    // One connection; the QUIT after the final reply goes to the background when there is one.
+    const background = options.background;
+    const result = await sendOverOneConnection(
+      deps.connect,
+      clientOptions(config.relay, deadline),
+      envelope,
+      composed.bytes,
+      background === undefined ? {} : { background: (quit) => background(quit) },
+    );
     const rejected = result.rejected.map((r) => ({
       recipient: r.recipient,
       code: r.code,

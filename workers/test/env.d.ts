@@ -1,3 +1,4 @@
+/// <reference types="@cloudflare/vitest-plugin/types" />
 // Types for the tests: the main module's exports (ctx.exports / `exports` from cloudflare:workers)
 // and the bindings the vitest config adds (see workers/vitest.config.ts).
 type MailerWorkerEnv = import('../src/config.ts').Env;

@@ -1,5 +1,6 @@
 /** Helpers for the Worker tests (run inside workerd). */
 
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env as workerEnv } from 'cloudflare:workers';
 import { expect, inject } from 'vitest';
 import { createApp } from '../src/app.ts';
@@ -17,6 +18,12 @@ export interface PostOptions {
   env?: Partial<Env>;
   /** Raw body instead of JSON. */
   raw?: BodyInit;
+  /**
+   * The request's execution context. By default one is made and its `waitUntil` work (the SMTP
+   * QUIT) is awaited before `post` returns, so every test sees the relay session finished; pass
+   * your own to get the response first and wait yourself (`waitOnExecutionContext`).
+   */
+  ctx?: ExecutionContext;
 }
 
 /** POST /send through the Hono app with the test bindings, optionally overridden. */
@@ -29,7 +36,10 @@ export async function post(body: unknown, options: PostOptions = {}): Promise<Re
     headers,
     body: options.raw ?? JSON.stringify(body),
   });
-  return app.fetch(request, { ...baseEnv, ...options.env });
+  const ctx = options.ctx ?? createExecutionContext();
+  const res = await app.fetch(request, { ...baseEnv, ...options.env }, ctx);
+  if (options.ctx === undefined) await waitOnExecutionContext(ctx);
+  return res;
 }
 
 export async function json(res: Response): Promise<SendResponse> {

@@ -7,9 +7,15 @@
  * - MAIL FROM `tempfail@…` → 451 (temporary), `blocked@…` → 550 (permanent),
  *   `stall@…` → the final reply after DATA never comes;
  * - RCPT TO `reject…@…` → 550, `later…@…` → 450; anything else is accepted.
+ *
+ * The slow-QUIT relay (implicit TLS, a small hand-written SMTP server) holds its 221 until the test
+ * says it has its response (`/slow-quit/release?to=`) or 5 s have passed, and records which came
+ * first (`/slow-quit?to=`): it shows whether the Worker answered before its QUIT was done. It
+ * refuses RCPT TO `reject…@…` with 550 and accepts everything else.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createTcpServer, type Socket, type Server as TcpServer } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 
 export interface TestPkiFiles {
@@ -48,7 +54,24 @@ export interface RelayPorts {
   silentPort: number;
   closedPort: number;
   inspectPort: number;
+  slowQuitPort: number;
 }
+
+/** One connection to the slow-QUIT relay, as `/slow-quit?to=` reports it. */
+export interface SlowQuitSession {
+  rcptTo: string[];
+  /** The message's final reply was sent (250 after the data). */
+  delivered: boolean;
+  /** QUIT was received. */
+  quit: boolean;
+  /** What let the 221 go: the test's release (it had its response), or the 5 s fall back. */
+  answeredAfter: 'release' | 'timeout' | null;
+  /** The connection is closed. */
+  closed: boolean;
+}
+
+/** How long the slow-QUIT relay holds its 221 when nobody releases it. */
+export const SLOW_QUIT_HOLD_MS = 5_000;
 
 function smtpError(code: number, message: string): Error {
   return Object.assign(new Error(message), { responseCode: code });
@@ -154,10 +177,122 @@ export async function startRelays(
   const closedPort = (probe.address() as { port: number }).port;
   await new Promise<void>((resolve) => probe.close(() => resolve()));
 
+  // Implicit TLS, AUTH PLAIN accepted, PIPELINING; QUIT answered only after a release (or 5 s).
+  const slowSessions: SlowQuitSession[] = [];
+  const released = new Set<string>();
+  const releaseWaiters = new Set<() => void>();
+  const slowSockets = new Set<TLSSocket>();
+  const slow = createTlsServer({ key: pki.key, cert: pki.cert }, (socket) => {
+    slowSockets.add(socket);
+    const session: SlowQuitSession = {
+      rcptTo: [],
+      delivered: false,
+      quit: false,
+      answeredAfter: null,
+      closed: false,
+    };
+    slowSessions.push(session);
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      session.closed = true;
+      slowSockets.delete(socket);
+    });
+    let buffer = '';
+    let inData = false;
+    let accepted = 0;
+    const isReleased = () => session.rcptTo.some((r) => released.has(r));
+    const answerQuit = async () => {
+      session.quit = true;
+      if (!isReleased()) {
+        await new Promise<void>((resolve) => {
+          const wake = () => {
+            if (!isReleased()) return;
+            clearTimeout(timer);
+            releaseWaiters.delete(wake);
+            resolve();
+          };
+          const timer = setTimeout(() => {
+            releaseWaiters.delete(wake);
+            resolve();
+          }, SLOW_QUIT_HOLD_MS);
+          releaseWaiters.add(wake);
+        });
+      }
+      session.answeredAfter = isReleased() ? 'release' : 'timeout';
+      socket.end('221 2.0.0 bye\r\n');
+    };
+    const onLine = (line: string): void => {
+      if (inData) {
+        if (line === '.') {
+          inData = false;
+          session.delivered = true;
+          socket.write('250 2.0.0 queued\r\n');
+        }
+        return;
+      }
+      const verb = line.split(' ', 1)[0]?.toUpperCase() ?? '';
+      if (verb === 'EHLO')
+        socket.write('250-slow-quit.test\r\n250-AUTH PLAIN\r\n250-PIPELINING\r\n250 8BITMIME\r\n');
+      else if (verb === 'AUTH') socket.write('235 2.7.0 ok\r\n');
+      else if (verb === 'MAIL') socket.write('250 2.1.0 ok\r\n');
+      else if (verb === 'RCPT') {
+        const rcpt = /<([^>]*)>/.exec(line)?.[1] ?? '';
+        session.rcptTo.push(rcpt);
+        if (rcpt.startsWith('reject')) socket.write('550 5.1.1 no such user\r\n');
+        else {
+          accepted++;
+          socket.write('250 2.1.5 ok\r\n');
+        }
+      } else if (verb === 'DATA') {
+        // RFC 2920 section 3.1: DATA after every RCPT failed is refused.
+        if (accepted === 0) socket.write('554 5.5.1 no valid recipients\r\n');
+        else {
+          inData = true;
+          socket.write('354 go on\r\n');
+        }
+      } else if (verb === 'RSET' || verb === 'NOOP') socket.write('250 2.0.0 ok\r\n');
+      else if (verb === 'QUIT') void answerQuit();
+      else socket.write('502 5.5.1 not here\r\n');
+    };
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      for (let i = buffer.indexOf('\r\n'); i >= 0; i = buffer.indexOf('\r\n')) {
+        const line = buffer.slice(0, i);
+        buffer = buffer.slice(i + 2);
+        onLine(line);
+      }
+    });
+    socket.write('220 slow-quit.test ESMTP\r\n');
+  });
+  slow.on('tlsClientError', () => {});
+  await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+  const slowQuitPort = (slow.address() as { port: number }).port;
+  closers.push(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of slowSockets) s.destroy();
+        slow.close(() => resolve());
+      }),
+  );
+
   // GET /received?to=<address> → JSON list of messages whose envelope includes that recipient.
   // GET /sessions?helo=<name> → number of SMTP sessions that sent MAIL FROM after EHLO <name>.
   const inspect: HttpServer = createHttpServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    if (url.pathname === '/slow-quit/release') {
+      released.add(url.searchParams.get('to') ?? '');
+      for (const wake of [...releaseWaiters]) wake();
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    if (url.pathname === '/slow-quit') {
+      const to = url.searchParams.get('to') ?? '';
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(slowSessions.filter((s) => s.rcptTo.includes(to))));
+      return;
+    }
     if (url.pathname === '/sessions') {
       res.writeHead(200, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify(sessionsByHelo.get(url.searchParams.get('helo') ?? '')?.size ?? 0));
@@ -189,6 +324,7 @@ export async function startRelays(
       silentPort,
       closedPort,
       inspectPort,
+      slowQuitPort,
     },
     close: async () => {
       await Promise.all(closers.map((close) => close()));

@@ -21,5 +21,5 @@ export {
   type SmtpClientTimeouts,
 } from './options.ts';
 export { ReplyReader } from './reply-reader.ts';
-export { sendOnce } from './send-mail.ts';
+export { type SendOnceOptions, sendOnce } from './send-mail.ts';
 export { type SessionState, SmtpClientSession } from './session.ts';

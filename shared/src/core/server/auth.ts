@@ -69,7 +69,15 @@ export async function handleAuth(conn: Connection, args: string): Promise<void> 
   }
   let result: { user: string } | null;
   try {
-    result = await handler.auth(session, step.credentials);
+    const credentials = step.credentials;
+    // Bounded by commandMs (see Connection.callHook): a hook that never answers gets 454.
+    const outcome = await conn.callHook('auth', () => handler.auth?.(session, credentials) ?? null);
+    if (outcome === 'stalled') {
+      // RFC 4954 section 6: 454 4.7.0 Temporary authentication failure.
+      conn.send(r(454, '4.7.0', 'Temporary authentication failure'));
+      return;
+    }
+    result = outcome;
   } catch (error) {
     const reply = replyOfError(error);
     if (reply !== null) {
@@ -99,11 +107,8 @@ export async function handleAuth(conn: Connection, args: string): Promise<void> 
 async function failure(conn: Connection, reply: SmtpReply): Promise<void> {
   const o = conn.options;
   conn.authFailures++;
-  if (o.authFailureDelayMs > 0) {
-    await new Promise<void>((resolve) => {
-      o.timers.setTimeout(resolve, o.authFailureDelayMs);
-    });
-  }
+  // Ended early when the connection is cut at the shutdown deadline.
+  if (o.authFailureDelayMs > 0) await conn.sleep(o.authFailureDelayMs);
   if (limitReached(conn.authFailures, o.maxAuthFailures)) {
     conn.send(r(421, '4.7.0', `${o.hostname} Too many authentication failures, closing connection`));
     conn.closeReason = 'too-many-auth-failures';

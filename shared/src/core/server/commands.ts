@@ -209,7 +209,11 @@ async function mail(conn: Connection, args: string): Promise<void> {
   }
   const from: Envelope['mailFrom'] = { address, params };
   try {
-    await conn.handler.mailFrom?.(session, from);
+    // Bounded by commandMs (see Connection.callHook): a hook that never answers gets 451.
+    if ((await conn.callHook('mailFrom', () => conn.handler.mailFrom?.(session, from))) === 'stalled') {
+      conn.send(r(451, '4.3.0', 'Temporary failure, try again later'));
+      return;
+    }
   } catch (error) {
     conn.send(conn.replyForError(error, r(451, '4.3.0', 'Temporary failure, try again later')));
     return;
@@ -261,7 +265,10 @@ async function rcpt(conn: Connection, args: string): Promise<void> {
   }
   const recipient = { address, params };
   try {
-    await conn.handler.rcptTo?.(session, recipient);
+    if ((await conn.callHook('rcptTo', () => conn.handler.rcptTo?.(session, recipient))) === 'stalled') {
+      conn.send(r(451, '4.3.0', 'Temporary failure, try again later'));
+      return;
+    }
   } catch (error) {
     conn.send(conn.replyForError(error, r(451, '4.3.0', 'Temporary failure, try again later')));
     return;

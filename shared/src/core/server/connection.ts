@@ -11,12 +11,13 @@
  * - Memory per connection is bounded: the command line by `maxCommandLineBytes`, the reply queue
  *   by `maxPendingReplyBytes` plus one reply, message data by one transport chunk at a time.
  */
+import { SmtpTimeoutError } from '../errors.ts';
 import type { SmtpReply } from '../status.ts';
 import type { Transport } from '../transport.ts';
 import { InputBuffer, type LineResult } from '../wire/input.ts';
 import { Alarm } from './alarm.ts';
 import { dispatch } from './commands.ts';
-import type { BdatState } from './data.ts';
+import type { BdatState, MessageIntake } from './data.ts';
 import { limitReached } from './limits.ts';
 import type { ResolvedServerOptions } from './options.ts';
 import { encodeReply, r, replyOfError } from './replies.ts';
@@ -63,6 +64,8 @@ export class Connection {
   bdat: BdatState | null = null;
   /** A DATA/BDAT message is being read: shutdown waits for it. */
   inMessage = false;
+  /** The DATA message being read, if any (BDAT keeps its own in `bdat`). */
+  intake: MessageIntake | null = null;
   /**
    * The client sent a command while replies to earlier ones were still unsent, on a session that
    * did not negotiate PIPELINING (RFC 2920 section 3.1; RFC 5321 section 4.1.1 lock-step):
@@ -77,6 +80,10 @@ export class Connection {
   #writeFailed = false;
   #shutdownRequested = false;
   #commandsSeen = 0;
+  /** Cut by `abort()`: every wait ends at once, nothing more is written. */
+  #aborted = false;
+  /** Ends the `within` wait in progress with 'stalled' (see `abort`). */
+  #stallWake: (() => void) | null = null;
 
   // Waiting on the client. One wait at a time (the loop is sequential); a read, once started,
   // stays in flight until the transport answers, even if the wait for it ended (timeout).
@@ -175,21 +182,79 @@ export class Connection {
    * of its own; not for waits on client input (see `waitInput`).
    */
   within<T>(promise: Promise<T>, ms: number): Promise<T | 'stalled'> {
+    if (this.#aborted) return Promise.resolve('stalled');
     this.#stallAlarm ??= this.#newAlarm();
     const alarm = this.#stallAlarm;
     return new Promise<T | 'stalled'>((resolve, reject) => {
-      const token = alarm.set(ms, () => resolve('stalled'));
+      const stalled = (): void => {
+        if (this.#stallWake === stalled) this.#stallWake = null;
+        alarm.clear(token);
+        resolve('stalled');
+      };
+      const token = alarm.set(ms, stalled);
+      this.#stallWake = stalled;
       promise.then(
         (value) => {
+          if (this.#stallWake === stalled) this.#stallWake = null;
           alarm.clear(token);
           resolve(value);
         },
         (error: unknown) => {
+          if (this.#stallWake === stalled) this.#stallWake = null;
           alarm.clear(token);
           reject(error);
         },
       );
     });
+  }
+
+  /**
+   * Call a handler hook (`connect`, `auth`, `mailFrom`, `rcptTo`) and wait for it at most
+   * `commandMs`: an application that never answers (a hung database) must not hold the
+   * session, nor the graceful shutdown, forever. 'stalled' (reported to `onError`) when it did
+   * not settle in time, or when the connection was cut meanwhile; the hook keeps running and
+   * its late outcome is ignored. A hook that answers synchronously costs no timer. A hook that
+   * throws (synchronously or not) rejects, as before.
+   */
+  async callHook<T>(name: string, call: () => T | PromiseLike<T>): Promise<Awaited<T> | 'stalled'> {
+    const result = call();
+    if (!isThenable(result)) return result as Awaited<T>;
+    const ms = this.options.timeouts.commandMs;
+    const outcome = await this.within(Promise.resolve(result) as Promise<Awaited<T>>, ms);
+    if (outcome === 'stalled' && !this.#aborted) {
+      this.reportError(new SmtpTimeoutError(`handler.${name}`, ms));
+    }
+    return outcome;
+  }
+
+  /** Wait `ms` (a delay the server imposes), ended early by `abort()`. */
+  async sleep(ms: number): Promise<void> {
+    await this.within(new Promise<never>(() => {}), ms);
+  }
+
+  /** The connection was cut by `abort()` (shutdown deadline). */
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  /**
+   * Cut the connection now (the shutdown deadline): abort the message in transfer (its stream
+   * errors), end every wait (on the client, on a hook, on the data handler, on a write) at
+   * once, write nothing more, and close the transport. `run()` then unwinds promptly even when
+   * a handler never settles.
+   */
+  abort(): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#shutdownRequested = true;
+    this.closeReason ??= 'shutdown';
+    this.#writeFailed = true;
+    this.intake?.abort('connection closed');
+    const bdat = this.bdat?.intake;
+    if (bdat && !bdat.handlerDone) bdat.abort('connection closed');
+    this.#stallWake?.();
+    this.#arrive('eof');
+    this.transport.close().catch(() => {});
   }
 
   #newAlarm(): Alarm {
@@ -369,7 +434,7 @@ export class Connection {
         const event = await this.#wait(true, false, null);
         if (event === 'data') continue;
         if (event === 'eof') {
-          this.closeReason = 'eof';
+          this.closeReason ??= 'eof';
           return null;
         }
         if (event === 'timeout') {
@@ -449,7 +514,13 @@ export class Connection {
   async #open(): Promise<boolean> {
     const o = this.options;
     try {
-      await this.handler.connect?.(this.session);
+      const outcome = await this.callHook('connect', () => this.handler.connect?.(this.session));
+      if (outcome === 'stalled') {
+        // RFC 5321 section 3.1 / 4.2.2: 421 may replace the greeting; try again later.
+        this.send(r(421, '4.3.0', `${o.hostname} Service not available, closing connection`));
+        this.closeReason ??= 'refused';
+        return false;
+      }
     } catch (error) {
       // RFC 5321 section 3.1: 554 in place of the greeting; then only QUIT is served.
       const reply = this.replyForError(error, r(554, '5.7.1', `${o.hostname} Connection refused`));
@@ -484,6 +555,14 @@ export class Connection {
     this.sendPlain(r(220, null, `${o.hostname} ESMTP ${o.banner}`));
     return true;
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 /**

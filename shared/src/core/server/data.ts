@@ -57,7 +57,10 @@ export class MessageIntake {
   settledEarly = false;
   /** Octets delivered to the handler. */
   delivered = 0;
+  /** The handler did not ask for the next piece within `dataTerminationMs` (see `deliver`). */
+  stalled = false;
   settled: Promise<HandlerOutcome> | null = null;
+  #conn: Connection | null = null;
 
   constructor() {
     this.stream = new ReadableStream<Uint8Array>(
@@ -81,6 +84,7 @@ export class MessageIntake {
 
   /** Call the data handler with the stream (once). */
   start(conn: Connection, envelope: Envelope): void {
+    this.#conn = conn;
     this.settled = Promise.resolve()
       .then(() => conn.handler.data(conn.session, envelope, this.stream))
       .then(
@@ -107,13 +111,33 @@ export class MessageIntake {
   /**
    * Hand one piece to the handler, waiting until it asks for it (at once when its read is
    * already pending: no promise then). Dropped when no longer accepting.
+   *
+   * The wait is bounded by `dataTerminationMs`: a handler that does not ask for more in that
+   * time (stuck before reading, or a store that stopped answering) fails the message with
+   * 451 4.3.0 and is reported to `onError`. The producer then keeps reading and discarding the
+   * data to its real end, so the reply comes in its place and the next command is parsed where
+   * the client put it. Without this bound the engine would stop reading the socket (that is
+   * the backpressure) and no client timeout could ever fire.
    */
   async deliver(bytes: Uint8Array): Promise<void> {
     if (bytes.length === 0) return;
     while (this.accepting && !this.#demand) {
-      await new Promise<void>((resolve) => {
+      const conn = this.#conn;
+      const wait = new Promise<void>((resolve) => {
         this.#wake = resolve;
       });
+      if (conn === null) {
+        await wait;
+        continue;
+      }
+      const ms = conn.options.timeouts.dataTerminationMs;
+      if ((await conn.within(wait, ms)) === 'stalled') {
+        if (conn.aborted || !this.accepting) return;
+        this.stalled = true;
+        conn.reportError(new SmtpTimeoutError('data handler', ms));
+        this.fail(r(451, '4.3.0', 'Timeout while storing the message, try again later'));
+        return;
+      }
     }
     if (!this.accepting) return;
     this.#demand = false;
@@ -174,7 +198,8 @@ export class MessageIntake {
    */
   async finalReply(conn: Connection): Promise<SmtpReply> {
     const o = conn.options;
-    const outcome = await this.waitSettled(conn);
+    // A handler that already stalled (see `deliver`) is not waited for a second time.
+    const outcome = this.stalled ? null : await this.waitSettled(conn);
     if (this.failure !== null) return this.failure;
     if (outcome === null) {
       conn.reportError(new SmtpTimeoutError('data handler', o.timeouts.dataTerminationMs));
@@ -233,6 +258,7 @@ export async function handleData(conn: Connection, args: string): Promise<void> 
   const intake = new MessageIntake();
   const reader = new DotReader({ bareLineEndings: o.bareLineEndings === 'normalize' ? 'normalize' : 'keep' });
   conn.inMessage = true;
+  conn.intake = intake;
   intake.start(conn, snapshot(tx));
   let first = true;
   try {
@@ -275,6 +301,7 @@ export async function handleData(conn: Connection, args: string): Promise<void> 
     conn.send(reply);
   } finally {
     conn.inMessage = false;
+    conn.intake = null;
   }
   endTransaction(conn);
 }
@@ -307,7 +334,7 @@ function lose(conn: Connection, event: 'eof' | 'timeout' | 'shutdown'): void {
     conn.send(r(421, '4.4.2', `${conn.options.hostname} Timeout, closing connection`));
     conn.closeReason = 'timeout';
   } else {
-    conn.closeReason = 'eof';
+    conn.closeReason ??= 'eof';
   }
 }
 
@@ -430,6 +457,13 @@ export async function handleBdat(conn: Connection, args: string): Promise<void> 
   }
   state.total = total;
   if (!chunk.last) {
+    if (intake.failure !== null) {
+      // The handler stalled on this chunk (see `MessageIntake.deliver`): the chunk fails, and
+      // the chunks after it get 503 until RSET (RFC 3030 section 2).
+      state.failed = true;
+      conn.send(intake.failure);
+      return;
+    }
     if (intake.handlerDone) {
       const outcome = await intake.settled;
       if (outcome && !outcome.ok) {

@@ -104,7 +104,9 @@ export class SmtpServerEngine {
     const outcome = await Promise.race([all.then(() => 'done' as const), deadline]);
     this.options.timers.clearTimeout(timer);
     if (outcome === 'deadline') {
-      for (const conn of this.#connections) await conn.transport.close().catch(() => {});
+      // Cut what is left, all at once: abort() also ends waits on handler hooks and data
+      // handlers that never settle, so this resolves even when the application is stuck.
+      for (const conn of this.#connections) conn.abort();
       await Promise.allSettled([...this.#running]);
     }
   }

@@ -93,3 +93,63 @@ describe('server: PIPELINING (RFC 2920)', () => {
     d.close();
   });
 });
+
+describe('server: improper pipelining (no PIPELINING negotiated) is judged per transaction', () => {
+  async function heloClient(port: number): Promise<RawClient> {
+    const c = await RawClient.connect(port);
+    expect((await c.reply()).code).toBe(220);
+    expect((await c.command('HELO polite.example')).raw).toBe('250 mx.test\r\n');
+    return c;
+  }
+
+  async function lockStepMessage(c: RawClient, body: string): Promise<string> {
+    expect((await c.command('MAIL FROM:<a@example.org>')).code).toBe(250);
+    expect((await c.command('RCPT TO:<b@example.org>')).code).toBe(250);
+    expect((await c.command('DATA')).raw).toBe('354 End data with <CR><LF>.<CR><LF>\r\n');
+    return (await c.command(`${body}\r\n.`)).raw;
+  }
+
+  it('a HELO client that sent RSET right after the dot is still served in lock-step afterwards', async () => {
+    srv = await startTestServer();
+    const c = await heloClient(srv.port);
+    expect((await c.command('MAIL FROM:<a@example.org>')).code).toBe(250);
+    expect((await c.command('RCPT TO:<b@example.org>')).code).toBe(250);
+    expect((await c.command('DATA')).code).toBe(354);
+    c.send('x\r\n.\r\nRSET\r\n');
+    expect((await c.replies(2)).map((r) => r.raw)).toEqual(['250 2.0.0 queued as 1\r\n', '250 2.0.0 OK\r\n']);
+    expect(await lockStepMessage(c, 'second')).toBe('250 2.0.0 queued as 2\r\n');
+    expect(srv.messages).toHaveLength(2);
+    c.close();
+  });
+
+  it('the flag is cleared by HELO/EHLO too, but a transaction sent blind after it is still refused', async () => {
+    srv = await startTestServer();
+    const c = await heloClient(srv.port);
+    c.send('NOOP\r\nHELO again.example\r\n');
+    expect((await c.replies(2)).map((r) => r.code)).toEqual([250, 250]);
+    expect(await lockStepMessage(c, 'one')).toBe('250 2.0.0 queued as 1\r\n');
+    // Blind: RSET, then a whole transaction without waiting for a reply.
+    c.send('RSET\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n');
+    expect((await c.replies(4)).map((r) => r.raw)).toEqual([
+      '250 2.0.0 OK\r\n',
+      '250 2.1.0 Sender OK\r\n',
+      '250 2.1.5 Recipient OK\r\n',
+      '421 4.5.0 mx.test Improper use of SMTP command pipelining, closing connection\r\n',
+    ]);
+    await c.waitClosed();
+    expect(srv.messages).toHaveLength(1);
+  });
+
+  it('a MAIL sent before the reply to the previous message is read counts for the next transaction', async () => {
+    srv = await startTestServer();
+    const c = await heloClient(srv.port);
+    expect((await c.command('MAIL FROM:<a@example.org>')).code).toBe(250);
+    expect((await c.command('RCPT TO:<b@example.org>')).code).toBe(250);
+    expect((await c.command('DATA')).code).toBe(354);
+    c.send('x\r\n.\r\nMAIL FROM:<a@example.org>\r\n');
+    expect((await c.replies(2)).map((r) => r.code)).toEqual([250, 250]);
+    expect((await c.command('RCPT TO:<b@example.org>')).code).toBe(250);
+    expect((await c.command('DATA')).code).toBe(421);
+    await c.waitClosed();
+  });
+});

@@ -117,6 +117,9 @@ export function resetTransaction(conn: Connection): void {
   const had = conn.session.transaction !== null || conn.bdat !== null;
   abortTransaction(conn, 'transaction reset');
   conn.session.clearTransaction();
+  // Improper pipelining is judged per transaction (see Connection.pipelinedAhead): a command
+  // sent ahead of the reply to the previous message, an RSET or a HELO is forgotten here.
+  conn.pipelinedAhead = false;
   if (had) {
     try {
       conn.handler.reset?.(conn.session);

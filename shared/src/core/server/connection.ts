@@ -69,7 +69,9 @@ export class Connection {
   /**
    * The client sent a command while replies to earlier ones were still unsent, on a session that
    * did not negotiate PIPELINING (RFC 2920 section 3.1; RFC 5321 section 4.1.1 lock-step):
-   * refused at DATA/BDAT (see data.ts).
+   * refused at DATA/BDAT (see data.ts). Cleared whenever the session returns to "no
+   * transaction" (end of a message, RSET, HELO/EHLO, STARTTLS: `resetTransaction`), so only
+   * commands of the current transaction (MAIL, RCPT, DATA/BDAT) sent blind count.
    */
   pipelinedAhead = false;
   /** RCPTs answered 452 (too many recipients) on this connection. */

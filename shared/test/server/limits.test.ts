@@ -7,6 +7,17 @@ afterEach(async () => {
   await srv?.close();
 });
 
+/** A syntactically valid mailbox of exactly `length` octets (64-octet local part, labels of at most 63). */
+function mailbox(length: number): string {
+  let domain = 'org';
+  while (65 + domain.length < length) {
+    domain = `${'d'.repeat(Math.min(63, Math.max(1, length - 66 - domain.length)))}.${domain}`;
+  }
+  const m = `${'l'.repeat(64)}@${domain}`;
+  if (m.length !== length) throw new Error(`mailbox of ${m.length} octets, wanted ${length}`);
+  return m;
+}
+
 async function transaction(c: RawClient, rcpts = 1): Promise<void> {
   expect((await c.command('MAIL FROM:<a@example.org>')).code).toBe(250);
   for (let i = 0; i < rcpts; i++) expect((await c.command(`RCPT TO:<r${i}@example.org>`)).code).toBe(250);
@@ -29,6 +40,60 @@ describe('server: limits', () => {
       '250 2.0.0 OK\r\n',
     ]);
     c.close();
+  });
+
+  it("MAIL and RCPT get the extensions' line allowances by default (RFC 5321 section 4.5.3.1.4)", async () => {
+    srv = await startTestServer({ handler: { auth: () => ({ user: 'u' }) } });
+    const { c } = await ehlo(srv.port);
+    const path = `<${mailbox(254)}>`; // 256 octets: the longest path (RFC 5321 section 4.5.3.1.3)
+    // Every MAIL parameter at its largest (SIZE 20 digits, ENVID 100, AUTH a 254-octet mailbox
+    // whose local part is half `+`, which xtext triples): 759 octets.
+    const auth = `${'a+'.repeat(32)}${mailbox(254).slice(64)}`.replaceAll('+', '+2B');
+    const mail = `MAIL FROM:${path} SIZE=00000000000000001000 BODY=BINARYMIME SMTPUTF8 RET=HDRS ENVID=${'e'.repeat(100)} AUTH=${auth}`;
+    expect(mail.length + 2).toBe(759);
+    expect((await c.command(mail)).raw).toBe('250 2.1.0 Sender OK\r\n');
+    // RCPT with NOTIFY (28) and ORCPT (500) at their largest: 802 octets.
+    const rcpt = `RCPT TO:${path} NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=rfc822;${mailbox(493)}`;
+    expect(rcpt.length + 2).toBe(802);
+    expect((await c.command(rcpt)).raw).toBe('250 2.1.5 Recipient OK\r\n');
+    expect((await c.command('RSET')).code).toBe(250);
+    // The limits themselves: 1186 octets for MAIL, 1048 for RCPT, CRLF included.
+    const mailHead = `MAIL FROM:${path} ENVID=`;
+    const mailMax = mailHead + 'e'.repeat(1186 - 2 - mailHead.length);
+    expect((await c.command(mailMax)).raw).toBe('501 5.5.4 ENVID too long\r\n');
+    expect((await c.command(`${mailMax}e`)).raw).toBe('500 5.5.2 Line too long\r\n');
+    expect((await c.command('MAIL FROM:<>')).code).toBe(250);
+    const rcptHead = `RCPT TO:${path} ORCPT=rfc822;`;
+    const rcptMax = rcptHead + mailbox(1048 - 2 - rcptHead.length);
+    expect((await c.command(rcptMax)).raw).toBe('501 5.5.4 Invalid ORCPT value\r\n');
+    expect((await c.command(`${rcptMax}x`)).raw).toBe('500 5.5.2 Line too long\r\n');
+    // Other commands keep 512.
+    expect((await c.command(`NOOP ${'x'.repeat(506)}`)).raw).toBe('500 5.5.2 Line too long\r\n');
+    c.close();
+  });
+
+  it('without DSN, RCPT keeps 512; an explicit maxCommandLineBytes is one flat limit for every command', async () => {
+    srv = await startTestServer({ options: { extensions: { dsn: false } } });
+    const { c } = await ehlo(srv.port);
+    expect((await c.command('MAIL FROM:<a@example.org>')).code).toBe(250);
+    const rcpt = `RCPT TO:<${mailbox(254)}>`;
+    expect((await c.command(`${rcpt} ${'x'.repeat(512 - 3 - rcpt.length)}`)).raw).toBe(
+      '555 5.5.4 Unsupported parameter ' + 'X'.repeat(512 - 3 - rcpt.length) + '\r\n',
+    );
+    expect((await c.command(`${rcpt} ${'x'.repeat(512 - 2 - rcpt.length)}`)).raw).toBe(
+      '500 5.5.2 Line too long\r\n',
+    );
+    c.close();
+    await srv.close();
+    srv = await startTestServer({ options: { maxCommandLineBytes: 600 } });
+    const { c: d } = await ehlo(srv.port);
+    expect((await d.command(`NOOP ${'x'.repeat(600 - 7)}`)).raw).toBe('250 2.0.0 OK\r\n');
+    expect((await d.command(`NOOP ${'x'.repeat(600 - 6)}`)).raw).toBe('500 5.5.2 Line too long\r\n');
+    const mail = 'MAIL FROM:<a@example.org> ENVID=';
+    expect((await d.command(mail + 'e'.repeat(600 - 1 - mail.length))).raw).toBe(
+      '500 5.5.2 Line too long\r\n',
+    );
+    d.close();
   });
 
   it('closes with 421 4.7.0 after too many bad commands', async () => {

@@ -59,6 +59,14 @@ export async function dispatch(conn: Connection, line: LineResult): Promise<void
     conn.closeReason = 'http-request';
     return;
   }
+  // The line was read up to the largest limit; each command has its own (RFC 5321 section
+  // 4.5.3.1.4 and the extensions' allowances for MAIL and RCPT parameters: options.ts).
+  const limits = conn.options.commandLineLimits;
+  const limit = verb === 'MAIL' ? limits.mail : verb === 'RCPT' ? limits.rcpt : limits.other;
+  if (line.line.length + 2 > limit) {
+    conn.badCommand(r(500, '5.5.2', 'Line too long'));
+    return;
+  }
   if (conn.refused && verb !== 'QUIT') {
     // RFC 5321 section 3.1: after a 554 greeting, answer 503 until QUIT.
     conn.badCommand(r(503, '5.5.1', 'No service, send QUIT'));

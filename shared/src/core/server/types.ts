@@ -82,7 +82,12 @@ export interface SmtpServerOptions {
   maxMessageBytes?: number;
   /** RCPT commands accepted per transaction. Default 100 (RFC 5321 section 4.5.3.1.8); more get 452 4.5.3. */
   maxRecipients?: number;
-  /** Longest command line including CRLF. Default 512 (RFC 5321 section 4.5.3.1.4); longer gets 500 5.5.2. */
+  /**
+   * Longest command line including CRLF, for every command alike; longer gets 500 5.5.2. Default:
+   * per command, 512 (RFC 5321 section 4.5.3.1.4) plus the allowances of the offered extensions'
+   * parameters for MAIL and RCPT (1186 and 1048 octets with the default extensions and AUTH
+   * mechanisms; see `commandLineLimits`). At least 512.
+   */
   maxCommandLineBytes?: number;
   /** Longest text line in DATA including CRLF. Default 1000 (RFC 5321 section 4.5.3.1.6). See `longLines`. */
   maxTextLineBytes?: number;

@@ -398,7 +398,9 @@ export async function handleBdat(conn: Connection, args: string): Promise<void> 
     if (bad) conn.badCommand(reply);
     else conn.send(reply);
   };
-  if (!o.extensions.chunking) {
+  if (!o.extensions.chunking || session.helo?.verb === 'HELO') {
+    // Not offered (RFC 3030 section 2), or the client said HELO and was offered no extension
+    // (RFC 5321 section 4.1.1.1). The declared octets are still read and dropped.
     await refuse(r(502, '5.5.1', 'Command not implemented'), true);
     return;
   }

@@ -5,7 +5,8 @@
  *
  * RFC 5321 section 4.1.1.11: an unknown or unadvertised parameter gets 555 5.5.4; a malformed
  * value of a known one gets 501 5.5.4. RFC 1870 section 6.1: a declared SIZE above our limit
- * gets 552 5.3.4.
+ * gets 552 5.3.4. A session that said HELO was offered no extension at all (RFC 5321 section
+ * 4.1.1.1), so every parameter gets 555 5.5.4 there.
  */
 import type { SmtpReply } from '../status.ts';
 import {
@@ -25,8 +26,16 @@ import type { MailParams, RcptParams } from './types.ts';
 
 const unsupported = (keyword: string): SmtpReply => r(555, '5.5.4', `Unsupported parameter ${keyword}`);
 
+const NONE: ReadonlySet<string> = new Set();
+
+/** Extensions were offered to this session: it said EHLO, not HELO (RFC 5321 section 4.1.1.1). */
+function extended(conn: Connection): boolean {
+  return conn.session.helo?.verb === 'EHLO';
+}
+
 /** The MAIL keywords this connection accepts now (those whose extension was advertised). */
-function mailKeywords(conn: Connection): Set<string> {
+function mailKeywords(conn: Connection): ReadonlySet<string> {
+  if (!extended(conn)) return NONE;
   const e = conn.options.extensions;
   const known = new Set(['SIZE', 'BODY']);
   if (e.smtputf8) known.add('SMTPUTF8');
@@ -92,7 +101,7 @@ export function parseMailParams(conn: Connection, text: string): MailParams | Sm
 export function parseRcptParams(conn: Connection, text: string): RcptParams | SmtpReply {
   try {
     const { params: map } = parseEsmtpParams(text);
-    const dsn = conn.options.extensions.dsn;
+    const dsn = conn.options.extensions.dsn && extended(conn);
     for (const keyword of map.keys()) {
       if (!dsn || (keyword !== 'NOTIFY' && keyword !== 'ORCPT')) return unsupported(keyword);
     }

@@ -119,6 +119,28 @@ describe('server: limits', () => {
     c.close();
   });
 
+  it('counts RCPTs past maxRecipients per transaction: a client deferring one recipient per message is never cut', async () => {
+    srv = await startTestServer({ options: { maxRecipients: 2, maxBadCommands: 3 } });
+    const { c } = await ehlo(srv.port);
+    for (let i = 0; i < 8; i++) {
+      await transaction(c, 2);
+      // RFC 5321 section 4.5.3.1.10: the client keeps the 452 recipient for a later transaction.
+      expect((await c.command('RCPT TO:<deferred@example.org>')).raw).toBe(
+        '452 4.5.3 Too many recipients\r\n',
+      );
+      expect((await c.command('DATA')).code).toBe(354);
+      expect((await c.command('x\r\n.')).raw).toBe(`250 2.0.0 queued as ${i + 1}\r\n`);
+    }
+    expect(srv.messages).toHaveLength(8);
+    // Within one transaction a flood still ends: maxRecipients 452s, then each counts as an error.
+    await transaction(c, 2);
+    c.send('RCPT TO:<x@example.org>\r\n'.repeat(6));
+    const replies = await c.replies(6);
+    expect(replies.map((r) => r.code)).toEqual([452, 452, 452, 452, 452, 421]);
+    expect(replies[5]!.raw).toBe('421 4.7.0 mx.test Too many errors, closing connection\r\n');
+    await c.waitClosed();
+  });
+
   it('refuses a declared SIZE over the limit with 552 5.3.4', async () => {
     srv = await startTestServer({ options: { maxMessageBytes: 100 } });
     const { c } = await ehlo(srv.port);

@@ -128,6 +128,8 @@ export function resetTransaction(conn: Connection): void {
   // Improper pipelining is judged per transaction (see Connection.pipelinedAhead): a command
   // sent ahead of the reply to the previous message, an RSET or a HELO is forgotten here.
   conn.pipelinedAhead = false;
+  // RCPTs past maxRecipients are counted per transaction (see `rcpt`).
+  conn.rcptOvershoot = 0;
   if (had) {
     try {
       conn.handler.reset?.(conn.session);
@@ -252,9 +254,10 @@ async function rcpt(conn: Connection, args: string): Promise<void> {
   }
   if (tx.rcptTo.length >= options.maxRecipients) {
     // RFC 5321 section 4.5.3.1.10: 452 too many recipients (the client retries the rest later).
-    // A client that keeps going past twice the limit is not retrying later: from there each
-    // excess RCPT counts as a bad command, so a flood of RCPTs ends with 421 (as Postfix's
-    // smtpd_recipient_overshoot_limit does).
+    // A client that keeps going past twice the limit in one transaction is not retrying later:
+    // from there each excess RCPT counts as a bad command, so a flood of RCPTs ends with 421
+    // (as Postfix's smtpd_recipient_overshoot_limit does). The count restarts with each
+    // transaction, so a client that defers a few recipients of every message is never cut.
     const reply = r(452, '4.5.3', 'Too many recipients');
     conn.rcptOvershoot++;
     if (conn.rcptOvershoot > options.maxRecipients) conn.badCommand(reply);

@@ -74,7 +74,7 @@ export class Connection {
    * commands of the current transaction (MAIL, RCPT, DATA/BDAT) sent blind count.
    */
   pipelinedAhead = false;
-  /** RCPTs answered 452 (too many recipients) on this connection. */
+  /** RCPTs answered 452 (too many recipients) in the current transaction. */
   rcptOvershoot = 0;
 
   #out: Uint8Array[] = [];

@@ -144,6 +144,15 @@ describe('server: basic conversation', () => {
     expect(c.closed).toBe(true);
   });
 
+  it('QUIT with arguments gets 501 5.5.4 and the session goes on (RFC 5321 sections 4.1.1.10, 4.3.2)', async () => {
+    srv = await startTestServer();
+    const { c } = await ehlo(srv.port);
+    expect((await c.command('QUIT now')).raw).toBe('501 5.5.4 Syntax: QUIT (no parameters allowed)\r\n');
+    expect((await c.command('NOOP')).raw).toBe('250 2.0.0 OK\r\n');
+    expect((await c.command('QUIT')).raw).toBe('221 2.0.0 mx.test Bye\r\n');
+    await c.waitClosed();
+  });
+
   it('never reads a command from bytes with a bare LF inside a line', async () => {
     srv = await startTestServer();
     const { c } = await ehlo(srv.port);

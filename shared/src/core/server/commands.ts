@@ -91,7 +91,12 @@ export async function dispatch(conn: Connection, line: LineResult): Promise<void
       conn.send(OK);
       return;
     case 'QUIT':
-      // RFC 5321 section 4.1.1.10.
+      // RFC 5321 section 4.1.1.10: quit = "QUIT" CRLF; section 4.3.2: 501 for arguments to a
+      // command that takes none.
+      if (args !== '') {
+        conn.badCommand(r(501, '5.5.4', 'Syntax: QUIT (no parameters allowed)'));
+        return;
+      }
       conn.send(r(221, '2.0.0', `${conn.options.hostname} Bye`));
       conn.closeReason = 'quit';
       return;

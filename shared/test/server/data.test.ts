@@ -60,11 +60,42 @@ describe('server: DATA (RFC 5321 section 4.1.1.4, 4.5.2)', () => {
     const { c } = await ehlo(srv.port);
     await ready(c);
     await c.command('DATA');
-    c.send('a\nb\rc\r\n.\nQUIT\r\n.\r\n');
+    c.send('a\nb\rc\r\n.x\nQUIT\n..\r\n.\r\n');
     expect((await c.reply()).code).toBe(250);
-    // ".<LF>" is not an end; its dot is removed as stuffing (RFC 5321 section 4.5.2: a line that
-    // starts with a dot and has more characters, here the bare LF).
-    expect(text(srv.messages[0]!.bytes)).toBe('a\r\nb\r\nc\r\n\r\nQUIT\r\n');
+    // A stuffing dot at a real line start is removed (RFC 5321 section 4.5.2); a dot after a bare
+    // LF is not at a line start and stays.
+    expect(text(srv.messages[0]!.bytes)).toBe('a\r\nb\r\nc\r\nx\r\nQUIT\r\n..\r\n');
+    c.close();
+  });
+
+  it("normalize refuses with 550 5.6.0 a lone '.' line at a bare line ending (never stores a CRLF.CRLF it made)", async () => {
+    srv = await startTestServer({ options: { bareLineEndings: 'normalize' } });
+    const { c } = await ehlo(srv.port);
+    const smuggle = 'MAIL FROM:<evil@example.org>\r\nRCPT TO:<v@example.org>\r\nDATA\r\nsmuggled\r\n';
+    for (const end of [
+      '\n.\n',
+      '\r.\r',
+      '\n.\r\n',
+      '\r\n.\n',
+      '\r.\r\n',
+      '\r\n.\r',
+      '\r\n..\n',
+      '\n.\r\r\n',
+    ]) {
+      await ready(c);
+      expect((await c.command('DATA')).code).toBe(354);
+      c.send(`hello${end}${smuggle}.\r\n`);
+      expect((await c.reply()).raw).toBe(
+        '550 5.6.0 Message has a lone "." line at a bare CR or LF (see RFC 5321 section 2.3.8)\r\n',
+      );
+    }
+    expect(srv.messages).toEqual([]);
+    // Not lone dots: kept, normalized.
+    await ready(c);
+    expect((await c.command('DATA')).code).toBe(354);
+    c.send('a\n..\nb\r.x\r\n..\r\n.\r\n');
+    expect((await c.reply()).code).toBe(250);
+    expect(text(srv.messages[0]!.bytes)).toBe('a\r\n..\r\nb\r\n.x\r\n.\r\n');
     c.close();
   });
 

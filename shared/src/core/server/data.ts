@@ -287,6 +287,13 @@ export async function handleData(conn: Connection, args: string): Promise<void> 
           intake.fail(
             r(550, '5.6.0', 'Message contains bare CR or LF characters (see RFC 5321 section 2.3.8)'),
           );
+        } else if (reader.bareDotLine) {
+          // Normalize mode: a lone "." line at a bare line ending would be stored as an
+          // end-of-data sequence (or lose its dot): the SMTP smuggling pattern, refused, not
+          // rewritten. 5.6.0 as for other bare line endings.
+          intake.fail(
+            r(550, '5.6.0', 'Message has a lone "." line at a bare CR or LF (see RFC 5321 section 2.3.8)'),
+          );
         } else if (o.longLines === 'reject' && reader.longestLine > o.maxTextLineBytes) {
           // RFC 5321 section 4.5.3.1.6 / RFC 5322 section 2.1.1.
           intake.fail(r(550, '5.6.0', `Message has a line longer than ${o.maxTextLineBytes} octets`));

@@ -15,6 +15,12 @@
  * found only at a real `<CRLF>.<CRLF>`. A line that begins after a bare LF is not a new line for
  * dot-unstuffing either: its leading dot is kept.
  *
+ * Normalizing can turn a smuggling attempt into a real-looking end of data inside the stored
+ * message: `hello<LF>.<LF>MAIL FROM:…` would be stored as `hello<CRLF>.<CRLF>MAIL FROM:…`, and
+ * `<CRLF>.<LF>` would lose its dot. So in normalize mode the reader reports `bareDotLine` for
+ * any line that is a lone `.` (before or after unstuffing) and touches a bare line ending, at
+ * its start or its end; the server refuses such a message (550 5.6.0) instead of storing it.
+ *
  * Speed: the state machine runs once per line, not once per octet: inside a line `lineEnd`
  * skips to the next CR or LF four octets at a time, and the output is a view of the input
  * (`subarray`, no copy) as long as nothing was removed or inserted: a piece with no stuffing
@@ -62,12 +68,21 @@ export class DotReader {
   readonly #normalize: boolean;
   #state = LINE_START;
   #lineLength = 0;
+  /** The first output octet of the current line (normalize mode; meaningful once the line has one). */
+  #first = 0;
+  /** The current line began after a normalized (bare) line ending. */
+  #afterBare = false;
   /** Message octets output so far. */
   bytes = 0;
   /** A CR not followed by LF was seen. */
   bareCr = false;
   /** An LF not preceded by CR was seen. */
   bareLf = false;
+  /**
+   * Normalize mode only: a line consisting of a single `.` started or ended at a bare CR or LF
+   * (normalizing it would store a `<CRLF>.<CRLF>` or drop the dot). See the top of this file.
+   */
+  bareDotLine = false;
   /**
    * The longest line seen, in octets including its line ending (after unstuffing, as RFC 5321
    * section 4.5.3.1.6 counts it: 1000 including CRLF is the minimum a server must accept).
@@ -104,6 +119,8 @@ export class DotReader {
     const normalize = this.#normalize;
     let state = this.#state;
     let line = this.#lineLength;
+    let first = this.#first;
+    let afterBare = this.#afterBare;
     let i = 0;
     const words = n >= 64 ? new Words(input) : null;
     while (i < n) {
@@ -111,6 +128,7 @@ export class DotReader {
         case TEXT: {
           const end = lineEnd(input, words, i);
           if (end > i) {
+            if (line === 0) first = input[i]!;
             this.#emit(i, end);
             line += end - i;
             i = end;
@@ -125,7 +143,11 @@ export class DotReader {
           }
           // A bare LF (RFC 5321 section 2.3.8). The text after it does not start a line.
           this.bareLf = true;
-          if (normalize) this.#insert(CR);
+          if (normalize) {
+            this.#insert(CR);
+            if (line === 1 && first === DOT) this.bareDotLine = true;
+            afterBare = true;
+          }
           this.#emit(i, i + 1);
           i++;
           this.#endLine(line + (normalize ? 2 : 1));
@@ -136,6 +158,11 @@ export class DotReader {
           if (input[i] === LF) {
             this.#emit(i, i + 1);
             i++;
+            if (afterBare) {
+              // Normalize mode: this line began at a bare line ending.
+              if (line === 1 && first === DOT) this.bareDotLine = true;
+              afterBare = false;
+            }
             this.#endLine(line + 2);
             line = 0;
             state = LINE_START;
@@ -145,6 +172,8 @@ export class DotReader {
           this.bareCr = true;
           if (normalize) {
             this.#insert(LF);
+            if (line === 1 && first === DOT) this.bareDotLine = true;
+            afterBare = true;
             // A normalized line break still does not start a line for unstuffing or the end marker.
             this.#endLine(line + 2);
             line = 0;
@@ -169,6 +198,8 @@ export class DotReader {
             i++;
             continue;
           }
+          // ".<LF>": normalizing would drop the dot of a lone-dot line.
+          if (normalize && input[i] === LF) this.bareDotLine = true;
           state = TEXT;
           continue;
         case DOT_CR:
@@ -179,6 +210,7 @@ export class DotReader {
             return this.#result(i, true);
           }
           // ".<CR>x": the dot was stuffing and the CR (perhaps in an earlier input) is bare.
+          if (normalize) this.bareDotLine = true;
           this.#insert(CR);
           state = CR_SEEN;
           continue;
@@ -186,6 +218,8 @@ export class DotReader {
     }
     this.#state = state;
     this.#lineLength = line;
+    this.#first = first;
+    this.#afterBare = afterBare;
     if (line > this.longestLine) this.longestLine = line;
     return this.#result(n, false);
   }

@@ -4,6 +4,7 @@
  * the IPv4 address they carry.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatIpv6 } from '@smtp-edge/protocol';
 
 export interface Cidr {
   readonly text: string;
@@ -72,28 +73,8 @@ export function matchesAny(address: string, blocks: readonly Cidr[]): boolean {
 export function canonicalIp(address: string): string {
   const b = ipToBytes(address);
   if (b === null) return address;
-  if (b.length === 4) return b.join('.');
-  const words: number[] = [];
-  for (let i = 0; i < 16; i += 2) words.push((b[i]! << 8) | b[i + 1]!);
-  // RFC 5952 section 4.2.3: compress the longest run (first if tied) of two or more zero words.
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = words.map((w) => w.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  // ipToBytes already turned an IPv4-mapped address into its 4 octets.
+  return b.length === 4 ? b.join('.') : formatIpv6(b);
 }
 
 /** RFC 5321 section 4.1.3 address literal: `[192.0.2.1]` or `[IPv6:2001:db8::1]`. */

@@ -7,7 +7,7 @@
  * bodies are single lines once unfolded; RFC 5321 section 4.1.2: paths contain no CR/LF).
  */
 import { z } from '@hono/zod-openapi';
-import { base64DecodedLength, splitAddressList } from '@smtp-edge/protocol';
+import { base64DecodedLength, COMPOSER_HEADERS, splitAddressList } from '@smtp-edge/protocol';
 import type { Limits } from './config.ts';
 import type { FieldError, SendRequest } from './types.ts';
 
@@ -166,26 +166,12 @@ export const AttachmentSchema = z
   .openapi('Attachment');
 
 /**
- * Header fields the Worker writes itself: the message's own fields come from their JSON fields,
- * and the MIME structure belongs to the composer; trace fields belong to relays. `Date`,
- * `Message-ID`, `In-Reply-To` and `References` may be given (the composer checks their syntax).
+ * Header fields the Worker writes itself (the composer's own list): the message's own fields come
+ * from their JSON fields, and the MIME structure belongs to the composer; trace fields belong to
+ * relays. `Date`, `Message-ID`, `In-Reply-To` and `References` may be given (the composer checks
+ * their syntax).
  */
-const RESERVED_HEADERS = new Set([
-  'from',
-  'sender',
-  'to',
-  'cc',
-  'bcc',
-  'reply-to',
-  'subject',
-  'mime-version',
-  'content-type',
-  'content-transfer-encoding',
-  'content-disposition',
-  'content-id',
-  'return-path',
-  'received',
-]);
+const RESERVED_HEADERS = COMPOSER_HEADERS;
 const RESERVED_MESSAGE =
   'is written by the Worker: use the JSON fields (from, to, cc, bcc, replyTo, subject, text, html, attachments)';
 /** RFC 5322 section 3.6.8: field-name = 1*ftext, printable US-ASCII except colon. */

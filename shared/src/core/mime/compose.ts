@@ -76,8 +76,8 @@ export interface ComposedMessage {
   eightBit: boolean;
 }
 
-/** Header fields the composer writes itself; `headers` may not set them. */
-const STRUCTURAL = new Set([
+/** Header fields (lower case) the composer writes itself; `headers` may not set them. */
+export const COMPOSER_HEADERS: ReadonlySet<string> = new Set([
   'from',
   'sender',
   'to',
@@ -300,7 +300,7 @@ export function composeMessage(message: MessageInput): ComposedMessage {
     }
     assertHeaderText(value, field);
     const key = name.toLowerCase();
-    if (STRUCTURAL.has(key)) {
+    if (COMPOSER_HEADERS.has(key)) {
       throw new SmtpMessageError(
         `${field}: ${name} is written by the composer; use the message fields instead`,
         field,

@@ -12,7 +12,13 @@ export {
   resolveAddress,
   splitAddressList,
 } from './address.ts';
-export { type AttachmentInput, type ComposedMessage, composeMessage, type MessageInput } from './compose.ts';
+export {
+  type AttachmentInput,
+  COMPOSER_HEADERS,
+  type ComposedMessage,
+  composeMessage,
+  type MessageInput,
+} from './compose.ts';
 export { mediaTypeForFilename } from './content-type.ts';
 export { formatDate } from './identity.ts';
 export { domainToAscii, punycodeEncode } from './punycode.ts';

@@ -199,7 +199,9 @@ describe('infra/k8s', () => {
       submissions: c.submissionsPort,
       http: c.httpPort,
     });
-    expect(Number(pod['terminationGracePeriodSeconds']) * 1000).toBeGreaterThan(c.drainTimeoutMs + c.storeTimeoutMs);
+    expect(Number(pod['terminationGracePeriodSeconds']) * 1000).toBeGreaterThan(
+      c.drainTimeoutMs + c.storeTimeoutMs,
+    );
   });
 
   it('probes /readyz and /healthz on the HTTP port, runs as non-root', () => {

@@ -143,7 +143,10 @@ function probeMount(): string | null {
 const mountProblem = probeMount();
 const diskDir = mkdtempSync(join(tmpdir(), 'faults-disk-'));
 
-describe.skipIf(mountProblem !== null)('directory store on a full file system (1 MiB tmpfs)', () => {
+// Where a tmpfs cannot be mounted the block is skipped and its title says why.
+const fullDiskTitle = `directory store on a full file system (1 MiB tmpfs)${mountProblem === null ? '' : `: skipped, ${mountProblem}`}`;
+
+describe.skipIf(mountProblem !== null)(fullDiskTitle, () => {
   beforeAll(() => {
     const problem = mountTmpfs(diskDir, '1m');
     if (problem !== null) throw new Error(problem);
@@ -201,5 +204,3 @@ describe.skipIf(mountProblem !== null)('directory store on a full file system (1
     }
   }, 60_000);
 });
-
-it.skipIf(mountProblem === null)(`full-disk test skipped: ${mountProblem}`, () => {});

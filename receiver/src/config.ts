@@ -44,6 +44,8 @@ export interface ReceiverConfig {
   readonly authLockoutMs: number;
   readonly storeTimeoutMs: number;
   readonly drainTimeoutMs: number;
+  /** MX only: wait this long before the greeting; a client that talks first gets 554 (0 = off). */
+  readonly mxGreetDelayMs: number;
   readonly logLevel: LogLevel;
 }
 
@@ -76,6 +78,7 @@ export const DEFAULTS = {
   authLockoutMs: 15 * 60_000,
   storeTimeoutMs: 30_000,
   drainTimeoutMs: 30_000,
+  mxGreetDelayMs: 0,
   s3PartSize: 5 * 1024 * 1024,
   s3QueueSize: 2,
   logLevel: 'info' as LogLevel,
@@ -331,6 +334,7 @@ function schema(cwd: string, defaultHostname: string) {
     RECEIVER_AUTH_LOCKOUT: duration(DEFAULTS.authLockoutMs),
     RECEIVER_STORE_TIMEOUT: duration(DEFAULTS.storeTimeoutMs, 10),
     RECEIVER_DRAIN_TIMEOUT: duration(DEFAULTS.drainTimeoutMs, 0),
+    RECEIVER_MX_GREET_DELAY: duration(DEFAULTS.mxGreetDelayMs, 0),
     RECEIVER_LOG_LEVEL: logLevel,
   });
 }
@@ -439,6 +443,7 @@ export function loadConfig(
     authLockoutMs: e.RECEIVER_AUTH_LOCKOUT,
     storeTimeoutMs: e.RECEIVER_STORE_TIMEOUT,
     drainTimeoutMs: e.RECEIVER_DRAIN_TIMEOUT,
+    mxGreetDelayMs: e.RECEIVER_MX_GREET_DELAY,
     logLevel: e.RECEIVER_LOG_LEVEL,
   };
 }
@@ -470,7 +475,7 @@ export function summarizeConfig(
     auth: `lockout after ${c.authMaxFailuresPerIp} failures per IP or ${c.authMaxFailuresPerUser} per (IP, user) for ${c.authLockoutMs} ms`,
     proxyProtocol:
       c.proxyProtocolTrusted.length === 0 ? 'off' : c.proxyProtocolTrusted.map((x) => x.text).join(','),
-    timeouts: `store ${c.storeTimeoutMs} ms, drain ${c.drainTimeoutMs} ms`,
+    timeouts: `store ${c.storeTimeoutMs} ms, drain ${c.drainTimeoutMs} ms, mx greet delay ${c.mxGreetDelayMs} ms`,
     logLevel: c.logLevel,
   };
 }

@@ -184,7 +184,14 @@ export async function startReceiver(config: ReceiverConfig, log: Logger): Promis
       name: 'mx',
       port: config.mxPort,
       implicitTls: false,
-      options: { submission: false, authMechanisms: [], startTls: tlsFiles !== null },
+      // RFC 5321 section 4.3.1 / RFC 2920 section 3.1: a client must wait for the greeting; an MX
+      // may pause before it to catch the ones that do not (earlyTalkerDelayMs: 554 5.5.0, close).
+      options: {
+        submission: false,
+        authMechanisms: [],
+        startTls: tlsFiles !== null,
+        earlyTalkerDelayMs: config.mxGreetDelayMs,
+      },
     },
     {
       name: 'submission',

@@ -96,6 +96,7 @@ describe('loadConfig', () => {
     ['RECEIVER_PROXY_PROTOCOL_TRUSTED', '10.0.0.0/33'],
     ['RECEIVER_STORE_TIMEOUT', '30'],
     ['RECEIVER_DRAIN_TIMEOUT', 'soon'],
+    ['RECEIVER_MX_GREET_DELAY', '1 second'],
     ['RECEIVER_LOG_LEVEL', 'loud'],
     ['RECEIVER_BIND', 'localhost'],
     ['RECEIVER_HTTP_BIND', 'localhost'],

@@ -105,3 +105,41 @@ export function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
   return diff === 0;
 }
+
+/**
+ * An aligned 32-bit view over a byte array, made once per array, for `skipPlainWords`. `head` is
+ * the offset of the first octet on a 4-octet boundary of the underlying buffer.
+ */
+export interface WordView {
+  readonly head: number;
+  readonly words: number;
+  readonly view: Uint32Array;
+}
+
+const NO_WORDS = new Uint32Array(0);
+
+export function wordView(bytes: Uint8Array): WordView {
+  const base = bytes.byteOffset;
+  const head = (4 - (base & 3)) & 3;
+  const words = bytes.length > head ? (bytes.length - head) >>> 2 : 0;
+  const view = words > 0 ? new Uint32Array(bytes.buffer, base + head, words) : NO_WORDS;
+  return { head, words, view };
+}
+
+/**
+ * From an aligned offset `i` (`(byteOffset + i) % 4 === 0`), skip whole words whose four octets
+ * are all in 14..127 (no NUL, CR, LF or 8-bit octet) and return the offset of the first word that
+ * holds another octet (or the end of the words). `((v - 0x0e0e0e0e) | v) & 0x80808080` is non-zero
+ * exactly when some octet of v is below 14 or above 127 (a borrow can only start at an octet
+ * below 14). Used by the scanners that look only at line ends and 8-bit octets.
+ */
+export function skipPlainWords(w: WordView, i: number): number {
+  const { view, words } = w;
+  let k = (i - w.head) >>> 2;
+  while (k < words) {
+    const v = view[k]!;
+    if ((((v - 0x0e0e0e0e) | v) & 0x80808080) !== 0) break;
+    k++;
+  }
+  return w.head + (k << 2);
+}

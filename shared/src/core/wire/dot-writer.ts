@@ -25,14 +25,13 @@
  * `set` into one new buffer, around the few octets that are inserted. The returned bytes may therefore share memory with the input: do
  * not modify the input until the output has been used.
  */
+import { skipPlainWords, wordView } from '../encoding/bytes.ts';
 import { SmtpMessageError } from '../errors.ts';
 
 const CR = 0x0d;
 const LF = 0x0a;
 const DOT = 0x2e;
 const NUL = 0x00;
-
-const NO_WORDS = new Uint32Array(0);
 
 /** RFC 5321 section 4.5.3.1.6: 1000 octets per line including CRLF. */
 export const MAX_LINE_OCTETS = 998;
@@ -124,24 +123,14 @@ export class DotWriter {
       if (stuff) out.insert(DOT, i);
     }
 
-    // Four octets at a time through an aligned word view: a word whose octets are all in
-    // 14..127 (no NUL, CR, LF or 8-bit octet) needs nothing. `((v - 0x0e0e0e0e) | v) & 0x80808080`
-    // is non-zero exactly when some octet of v is below 14 or above 127 (the "has less" bit trick:
-    // a borrow can only start at an octet below 14).
+    // Four octets at a time (`skipPlainWords`): a word whose octets are all in 14..127 (no NUL,
+    // CR, LF or 8-bit octet) needs nothing.
     const base = chunk.byteOffset;
-    const head = (4 - (base & 3)) & 3;
-    const words = len > head ? (len - head) >>> 2 : 0;
-    const view = words > 0 ? new Uint32Array(chunk.buffer, base + head, words) : NO_WORDS;
+    const words = wordView(chunk);
 
     while (i < len) {
       if (((base + i) & 3) === 0) {
-        let k = (i - head) >>> 2;
-        while (k < words) {
-          const v = view[k]!;
-          if ((((v - 0x0e0e0e0e) | v) & 0x80808080) !== 0) break;
-          k++;
-        }
-        i = head + (k << 2);
+        i = skipPlainWords(words, i);
         if (i >= len) break;
       }
       const b = chunk[i]!;

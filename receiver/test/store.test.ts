@@ -9,6 +9,7 @@ import {
   eventually,
   startFaultProxy,
   startLateProxy,
+  startRecordingProxy,
   startTestS3,
   TEST_CREDENTIALS,
   type TestS3,
@@ -251,6 +252,58 @@ describe('S3Store against s3rver', () => {
     expect(got.byteLength).toBe(data.byteLength + 3);
     expect(Buffer.compare(got.subarray(3), data)).toBe(0);
     await st.close();
+  });
+
+  it('a message that fits in one part is one PutObject; one octet more is a multipart upload', async () => {
+    const proxy = await startRecordingProxy(s3.port);
+    const st = store(proxy.endpoint, 'edge');
+    const head = enc.encode('H\r\n');
+    const part = 5 * 1024 * 1024;
+    for (const [id, size] of [
+      ['E1', part - head.byteLength],
+      ['E2', part - head.byteLength + 1],
+    ] as const) {
+      const data = randomBytes(size, size);
+      const chunks: Uint8Array[] = [];
+      for (let o = 0; o < size; o += 65536) chunks.push(data.subarray(o, o + 65536));
+      await st.put({ meta: meta(id), head, body: streamOf(chunks), signal: new AbortController().signal });
+      const got = await s3.get(`edge/2026/11/28/${id}.eml`);
+      expect(got.byteLength).toBe(size + head.byteLength);
+      expect(Buffer.compare(got, concat([head, data]))).toBe(0);
+      const json = JSON.parse(new TextDecoder().decode(await s3.get(`edge/2026/11/28/${id}.json`)));
+      expect([json.size, json.messageSize]).toEqual([size + head.byteLength, size]);
+    }
+    const seen = proxy.lines.map((l) => l.replace(/uploadId=[0-9a-f]+/, 'uploadId=U'));
+    // The two parts go out concurrently (queueSize 2), in either order.
+    expect([...seen.slice(0, 3), ...seen.slice(3, 5).sort(), ...seen.slice(5)]).toEqual([
+      'PUT /mail/edge/2026/11/28/E1.eml?x-id=PutObject',
+      'PUT /mail/edge/2026/11/28/E1.json?x-id=PutObject',
+      'POST /mail/edge/2026/11/28/E2.eml?uploads=',
+      'PUT /mail/edge/2026/11/28/E2.eml?partNumber=1&uploadId=U&x-id=UploadPart',
+      'PUT /mail/edge/2026/11/28/E2.eml?partNumber=2&uploadId=U&x-id=UploadPart',
+      'POST /mail/edge/2026/11/28/E2.eml?uploadId=U',
+      'PUT /mail/edge/2026/11/28/E2.json?x-id=PutObject',
+    ]);
+    await st.close();
+    await proxy.close();
+  });
+
+  it('aborted while the client is still sending: no request reaches S3, the reason is the time-out', async () => {
+    const proxy = await startRecordingProxy(s3.port);
+    const st = store(proxy.endpoint, 'stall');
+    const ac = new AbortController();
+    const p = st.put({
+      meta: meta('W1'),
+      head: enc.encode('H\r\n'),
+      body: stalledStream(enc.encode('Subject: half\r\n')),
+      signal: ac.signal,
+    });
+    setTimeout(() => ac.abort(new DOMException('store time-out', 'TimeoutError')), 100);
+    expect(((await p.catch((e: unknown) => e)) as StoreError).reason).toBe('timeout');
+    expect(st.pendingCleanups).toBe(0);
+    expect(proxy.lines).toEqual([]);
+    await st.close();
+    await proxy.close();
   });
 
   it('leaves no object when the message stream fails (small and multipart)', async () => {

@@ -1,17 +1,21 @@
 /**
  * S3 store: `<prefix>/<yyyy>/<mm>/<dd>/<id>.eml` then `<prefix>/<yyyy>/<mm>/<dd>/<id>.json`.
  *
- * - The `.eml` is streamed with `@aws-sdk/lib-storage` `Upload`: a message smaller than one part is
- *   one PutObject, a larger one a multipart upload. Memory per message is bounded by
- *   (queueSize + 1) x partSize whatever the message size.
+ * - The `.eml`: the message is read into memory up to one part (`partSize`). A message that ends
+ *   within it (nearly all mail) is one PutObject of those bytes, with a known length. A larger one
+ *   is streamed with `@aws-sdk/lib-storage` `Upload` as a multipart upload, starting with the
+ *   part already read. Memory per message is bounded by (queueSize + 1) x partSize whatever the
+ *   message size.
  * - The `.json` is a PutObject after the `.eml` succeeded: it is the commit marker.
  * - On failure, abort or time-out: every HTTP request of this message still in flight is cancelled
- *   (lib-storage does not pass an abort signal to the SDK, so the requests run inside an
- *   AsyncLocalStorage context that a wrapped request handler reads), no new PUT/POST of the message
- *   goes out, the multipart upload is aborted (by lib-storage), and `put()` rejects at once. Then a
- *   clean-up runs in the background (see `cleanUp`): it waits for the message's requests to settle,
- *   deletes both keys, and deletes them again `requestTimeoutMs` later, because cancelling a
- *   request does not undo it: a PutObject that S3 already received can still complete after
+ *   and no new PUT/POST of the message goes out, the multipart upload is aborted (by lib-storage),
+ *   and `put()` rejects at once. Our own PutObjects carry the put's abort signal and are tracked
+ *   directly; lib-storage does not pass an abort signal to the SDK, so its requests run inside an
+ *   AsyncLocalStorage context that a wrapped request handler reads (only for multipart uploads:
+ *   on Node 22 an AsyncLocalStorage in use adds promise hooks to every promise of the process).
+ *   Then a clean-up runs in the background (see `cleanUp`): it waits for the message's requests to
+ *   settle, deletes both keys, and deletes them again `requestTimeoutMs` later, because cancelling
+ *   a request does not undo it: a PutObject that S3 already received can still complete after
  *   our first DELETE (an `.eml` without its `.json`, or a `.json` without its `.eml`).
  * - `requestChecksumCalculation: 'WHEN_REQUIRED'`: with the SDK default, a streamed body is sent with
  *   aws-chunked framing that some S3-compatible servers store verbatim (toolchain note).
@@ -107,15 +111,59 @@ function cancellableClient(config: S3ClientConfig): S3Client {
       const signal = own instanceof AbortSignal ? AbortSignal.any([own, ctx.signal]) : ctx.signal;
       sent = inner.handle(request, { ...options, abortSignal: signal });
     }
-    const settled = sent.then(
-      () => {},
-      () => {},
-    );
-    ctx.inFlight.add(settled);
-    void settled.then(() => ctx.inFlight.delete(settled));
-    return sent;
+    return tracked(ctx, sent);
   };
   return new S3Client({ ...config, requestHandler: wrapped as S3ClientConfig['requestHandler'] });
+}
+
+/** `work`, counted in `ctx.inFlight` until it settles (the clean-up waits for it). */
+function tracked<T>(ctx: RequestContext, work: Promise<T>): Promise<T> {
+  const settled = work.then(
+    () => {},
+    () => {},
+  );
+  ctx.inFlight.add(settled);
+  void settled.then(() => ctx.inFlight.delete(settled));
+  return work;
+}
+
+/** What `readPart` read: the chunks, their total size, and whether the stream ended. */
+interface FirstPart {
+  chunks: Uint8Array[];
+  size: number;
+  done: boolean;
+}
+
+/**
+ * Read `reader` until it ends or more than `limit` octets were read (then `done` is false and the
+ * rest is still in the reader). Rejects with the stream's own error, or an AbortError when
+ * `signal` fires while waiting for the client.
+ */
+async function readPart(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  limit: number,
+  signal: AbortSignal,
+): Promise<FirstPart> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  while (size <= limit) {
+    const r = await bounded(reader.read(), signal);
+    if (r.done) return { chunks, size, done: true };
+    chunks.push(r.value);
+    size += r.value.byteLength;
+  }
+  return { chunks, size, done: false };
+}
+
+function concat(head: Uint8Array, chunks: readonly Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(head.byteLength + size);
+  out.set(head, 0);
+  let offset = head.byteLength;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.byteLength;
+  }
+  return out;
 }
 
 /**
@@ -203,53 +251,88 @@ export class S3Store implements MessageStore {
     let messageSize = 0;
     let bodyError: unknown;
     const reader = body.getReader();
-    let headSent = false;
-    // Head + body as one stream; pull-based, so lib-storage's part buffer is the only buffer.
-    const eml = new ReadableStream<Uint8Array>(
-      {
-        async pull(c) {
-          if (!headSent) {
-            headSent = true;
-            c.enqueue(head);
-            return;
-          }
-          try {
-            const r = await reader.read();
-            if (r.done) c.close();
-            else {
-              messageSize += r.value.byteLength;
-              c.enqueue(r.value);
-            }
-          } catch (e) {
-            bodyError = e;
-            controller.abort(e);
-            c.error(e);
-          }
-        },
-        cancel(reason) {
-          return reader.cancel(reason);
-        },
-      },
-      { highWaterMark: 0 },
-    );
+    /** Read from the client; a failure here is the client's (`input`), not the store's. */
+    const readBody = async <T>(read: () => Promise<T>): Promise<T> => {
+      try {
+        return await read();
+      } catch (e) {
+        if (!controller.signal.aborted) {
+          bodyError = e;
+          controller.abort(e);
+        }
+        throw e;
+      }
+    };
 
-    let uploadStarted = false;
+    let requestsStarted = false;
     try {
       if (controller.signal.aborted) throw new Error('aborted before start');
-      await requests.run(context, async () => {
-        const upload = new Upload({
-          client: this.client,
-          params: { Bucket: bucket, Key: emlKey, Body: eml, ContentType: 'message/rfc822' },
-          partSize: this.opts.partSize,
-          queueSize: this.opts.queueSize,
-          leavePartsOnError: false,
-          abortController: controller,
-        });
-        uploadStarted = true;
-        await upload.done();
-        if (controller.signal.aborted) throw new Error('aborted');
-        const record: EnvelopeRecord = { ...meta, size: head.byteLength + messageSize, messageSize };
-        await this.client.send(
+      const first = await readBody(() =>
+        readPart(reader, this.opts.partSize - head.byteLength, controller.signal),
+      );
+      messageSize = first.size;
+      requestsStarted = true;
+      if (first.done) {
+        // The whole message is in memory: one PutObject with a known length.
+        const bytes = concat(head, first.chunks, first.size);
+        await tracked(
+          context,
+          this.client.send(
+            new PutObjectCommand({
+              Bucket: bucket,
+              Key: emlKey,
+              Body: bytes,
+              ContentLength: bytes.byteLength,
+              ContentType: 'message/rfc822',
+            }),
+            { abortSignal: controller.signal },
+          ),
+        );
+      } else {
+        // Larger than one part: head, the part already read, then the rest as it arrives.
+        // Pull-based, so lib-storage's part buffers are the only buffers.
+        const pending: Uint8Array[] = [head, ...first.chunks];
+        const eml = new ReadableStream<Uint8Array>(
+          {
+            async pull(c) {
+              const next = pending.shift();
+              if (next !== undefined) {
+                c.enqueue(next);
+                return;
+              }
+              try {
+                const r = await readBody(() => reader.read());
+                if (r.done) c.close();
+                else {
+                  messageSize += r.value.byteLength;
+                  c.enqueue(r.value);
+                }
+              } catch (e) {
+                c.error(e);
+              }
+            },
+            cancel(reason) {
+              return reader.cancel(reason);
+            },
+          },
+          { highWaterMark: 0 },
+        );
+        await requests.run(context, () =>
+          new Upload({
+            client: this.client,
+            params: { Bucket: bucket, Key: emlKey, Body: eml, ContentType: 'message/rfc822' },
+            partSize: this.opts.partSize,
+            queueSize: this.opts.queueSize,
+            leavePartsOnError: false,
+            abortController: controller,
+          }).done(),
+        );
+      }
+      if (controller.signal.aborted) throw new Error('aborted');
+      const record: EnvelopeRecord = { ...meta, size: head.byteLength + messageSize, messageSize };
+      await tracked(
+        context,
+        this.client.send(
           new PutObjectCommand({
             Bucket: bucket,
             Key: jsonKey,
@@ -257,14 +340,13 @@ export class S3Store implements MessageStore {
             ContentType: 'application/json',
           }),
           { abortSignal: controller.signal },
-        );
-      });
-      const record: EnvelopeRecord = { ...meta, size: head.byteLength + messageSize, messageSize };
+        ),
+      );
       return { eml: `s3://${bucket}/${emlKey}`, json: `s3://${bucket}/${jsonKey}`, record };
     } catch (err) {
       if (!controller.signal.aborted) controller.abort(err);
       reader.cancel(err).catch(() => {});
-      if (uploadStarted) this.startCleanUp([jsonKey, emlKey], context);
+      if (requestsStarted) this.startCleanUp([jsonKey, emlKey], context);
       if (bodyError !== undefined)
         throw new StoreError('input', 'the message stream failed', { cause: bodyError });
       if (signal.aborted) throw new StoreError(abortReason(signal), 'store aborted', { cause: err });

@@ -146,6 +146,65 @@ export async function startFaultProxy(targetPort: number, initial: FaultMode = '
 }
 
 /**
+ * A pass-through proxy that records the request line of every request (`PUT /bucket/key?x HTTP/1.1`
+ * without the version), in the order they reach it. Octets are forwarded as they arrive (a client
+ * waiting for `100 Continue` gets it); requests are framed by Content-Length.
+ */
+export interface RecordingProxy {
+  endpoint: string;
+  readonly lines: readonly string[];
+  close(): Promise<void>;
+}
+
+export async function startRecordingProxy(targetPort: number): Promise<RecordingProxy> {
+  const lines: string[] = [];
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = connect(targetPort, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+    }
+    upstream.on('close', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.pipe(client);
+    let head = Buffer.alloc(0);
+    let skip = 0; // body octets of the current request still to pass
+    client.on('data', (d: Buffer) => {
+      upstream.write(d);
+      let rest = d;
+      while (rest.length > 0) {
+        if (skip > 0) {
+          const n = Math.min(skip, rest.length);
+          skip -= n;
+          rest = rest.subarray(n);
+          continue;
+        }
+        head = Buffer.concat([head, rest]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const text = head.subarray(0, end).toString('latin1');
+        lines.push(text.slice(0, text.indexOf(' HTTP/')));
+        skip = Number(/\r\ncontent-length:\s*(\d+)/i.exec(text)?.[1] ?? 0);
+        rest = head.subarray(end + 4);
+        head = Buffer.alloc(0);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    lines,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/**
  * A proxy that lets every request through except those `hold` picks: such a request is read in
  * full and then neither forwarded nor answered. When the client gives up on it (closes the
  * connection), the proxy sends the held request to S3 `lateMs` later on a new connection: S3 acts

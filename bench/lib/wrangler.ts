@@ -11,6 +11,8 @@ import { cpuMs, freePort, REPO_DIR, sleep, stop, track } from './proc.ts';
 export interface WranglerWorker {
   url: string;
   pid: number;
+  /** The port of wrangler's inspector proxy (Chrome DevTools Protocol; targets at /json). */
+  inspectorPort: number;
   /** CPU ms of the workerd processes started by this wrangler. */
   workerdCpuMs(): number;
   /** CPU ms of the wrangler (Node) process itself. */
@@ -60,6 +62,7 @@ export async function startWorker(options: {
   compatibilityDate?: string;
 }): Promise<WranglerWorker> {
   const port = await freePort();
+  const inspectorPort = await freePort();
   const config = join(options.dir, `${options.name}.toml`);
   const vars = Object.entries(options.vars)
     .map(([k, v]) => `${k} = ${JSON.stringify(v)}`)
@@ -81,7 +84,7 @@ export async function startWorker(options: {
         '--port',
         String(port),
         '--inspector-port',
-        String(await freePort()),
+        String(inspectorPort),
         '--show-interactive-dev-session=false',
         '--log-level',
         'warn',
@@ -126,6 +129,7 @@ export async function startWorker(options: {
   return {
     url,
     pid,
+    inspectorPort,
     workerdCpuMs: () =>
       workerd().reduce((sum, p) => {
         try {

@@ -13,7 +13,135 @@ import { BENCH_DIR, NodeChild, REPO_DIR } from '../lib/proc.ts';
 import { type BenchContext, type Row, ratio, type ScenarioResult } from '../lib/types.ts';
 import { startWorker, type WranglerWorker } from '../lib/wrangler.ts';
 
-const API_KEY = 'bench-key-0123456789abcdef';
+export const API_KEY = 'bench-key-0123456789abcdef';
+
+/** The two request shapes of the scenario, keyed for tools (`text`, `attachment`). */
+export function workerShapes(): { key: 'text' | 'attachment'; label: string; body: string }[] {
+  const text = `${'The quick brown fox jumps over the lazy dog. '.repeat(44)}\n`;
+  const attachment = Buffer.alloc(256 * 1024, 7).toString('base64');
+  return [
+    {
+      key: 'text',
+      label: 'text (2 KB)',
+      body: JSON.stringify({ from: 'sender@bench.test', to: 'rcpt@bench.test', subject: 'bench', text }),
+    },
+    {
+      key: 'attachment',
+      label: 'text + 256 KB attachment',
+      body: JSON.stringify({
+        from: 'sender@bench.test',
+        to: 'rcpt@bench.test',
+        subject: 'bench',
+        text,
+        attachments: [{ filename: 'data.bin', content: attachment, contentType: 'application/octet-stream' }],
+      }),
+    },
+  ];
+}
+
+export type WorkerPeer = 'ours' | 'worker-mailer';
+
+export interface WorkerBench {
+  sink: NodeChild;
+  workers: Partial<Record<WorkerPeer, WranglerWorker>>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The sink (our engine with a discarding handler and a test-CA certificate, trusted by workerd
+ * through NODE_EXTRA_CA_CERTS) and the requested Workers under `wrangler dev`, all in `dir`.
+ */
+export async function startWorkerBench(
+  dir: string,
+  peers: WorkerPeer[],
+  log: (line: string) => void,
+): Promise<WorkerBench> {
+  mkdirSync(join(dir, 'pki'), { recursive: true });
+  const pki = testPki(join(dir, 'pki'));
+  const sink = new NodeChild(join(BENCH_DIR, 'peers/ours-server.ts'), {
+    args: [`--tls=${pki.certPath},${pki.keyPath}`],
+  });
+  const workers: Partial<Record<WorkerPeer, WranglerWorker>> = {};
+  const stopAllOf = async (): Promise<void> => {
+    await Promise.all(Object.values(workers).map((w) => w.stop()));
+    await sink.stop();
+  };
+  try {
+    const port = (await sink.ready)['port'] as number;
+    const relay = { SMTP_HOST: '127.0.0.1', SMTP_PORT: String(port) };
+    log(`  starting wrangler dev (${peers.join(', ')})`);
+    for (const peer of peers) {
+      workers[peer] =
+        peer === 'ours'
+          ? await startWorker({
+              name: 'smtp-edge-bench',
+              main: join(REPO_DIR, 'workers/src/index.ts'),
+              dir,
+              caCertPath: pki.caCertPath,
+              vars: {
+                ...relay,
+                API_KEYS: API_KEY,
+                SMTP_SECURITY: 'starttls',
+                SMTP_USERNAME: '',
+                SMTP_HELO: 'bench.test',
+              },
+            })
+          : await startWorker({
+              name: 'worker-mailer-bench',
+              main: join(BENCH_DIR, 'worker/worker-mailer-app.ts'),
+              dir,
+              caCertPath: pki.caCertPath,
+              vars: { ...relay, API_KEYS: API_KEY },
+            });
+    }
+  } catch (err) {
+    await stopAllOf();
+    throw err;
+  }
+  return { sink, workers, stop: stopAllOf };
+}
+
+/** One `POST /send`; null when it answered 200 with ok:true, else what it answered. */
+export async function postSend(worker: WranglerWorker, body: string): Promise<string | null> {
+  const res = await fetch(`${worker.url}/send`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+    body,
+  });
+  const text = await res.text();
+  return res.status === 200 && text.includes('"ok":true') ? null : `${res.status} ${text.slice(0, 300)}`;
+}
+
+/**
+ * `count` sends with `concurrency` requests in flight; throws unless every send succeeded and
+ * the sink received every message. Wall ms and workerd CPU ms of the run.
+ */
+export async function sendMany(
+  worker: WranglerWorker,
+  sink: NodeChild,
+  body: string,
+  count: number,
+  concurrency: number,
+): Promise<{ wallMs: number; cpuMs: number }> {
+  const before = (await sink.request({ type: 'stats' }))['messages'] as number;
+  const cpu0 = worker.workerdCpuMs();
+  const t0 = performance.now();
+  let next = 0;
+  let failure: string | null = null;
+  const one = async (): Promise<void> => {
+    while (next < count && failure === null) {
+      next++;
+      const outcome = await postSend(worker, body);
+      if (outcome !== null) failure = outcome;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, one));
+  const wallMs = performance.now() - t0;
+  if (failure !== null) throw new Error(`send failed: ${failure}`);
+  const after = (await sink.request({ type: 'stats' }))['messages'] as number;
+  if (after - before !== count) throw new Error(`the sink received ${after - before} of ${count} messages`);
+  return { wallMs, cpuMs: worker.workerdCpuMs() - cpu0 };
+}
 
 function sendContender(
   label: string,
@@ -22,105 +150,27 @@ function sendContender(
   concurrency: number,
   sink: NodeChild,
 ): Contender {
-  return {
-    label,
-    async once(count) {
-      const before = (await sink.request({ type: 'stats' }))['messages'] as number;
-      const cpu0 = worker.workerdCpuMs();
-      const t0 = performance.now();
-      let next = 0;
-      let failure: string | null = null;
-      const one = async (): Promise<void> => {
-        while (next < count && failure === null) {
-          next++;
-          const res = await fetch(`${worker.url}/send`, {
-            method: 'POST',
-            headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
-            body,
-          });
-          const text = await res.text();
-          if (res.status !== 200 || !text.includes('"ok":true'))
-            failure = `${res.status} ${text.slice(0, 300)}`;
-        }
-      };
-      await Promise.all(Array.from({ length: concurrency }, one));
-      const wallMs = performance.now() - t0;
-      if (failure !== null) throw new Error(`send failed: ${failure}`);
-      const after = (await sink.request({ type: 'stats' }))['messages'] as number;
-      if (after - before !== count)
-        throw new Error(`the sink received ${after - before} of ${count} messages`);
-      return { wallMs, cpuMs: worker.workerdCpuMs() - cpu0 };
-    },
-  };
+  return { label, once: (count) => sendMany(worker, sink, body, count, concurrency) };
 }
 
 export async function workerScenario(ctx: BenchContext): Promise<ScenarioResult> {
   const started = performance.now();
   const dir = join(ctx.workDir, 'worker');
   mkdirSync(dir, { recursive: true });
-  mkdirSync(join(dir, 'pki'), { recursive: true });
-  const pki = testPki(join(dir, 'pki'));
-  const sink = new NodeChild(join(BENCH_DIR, 'peers/ours-server.ts'), {
-    args: [`--tls=${pki.certPath},${pki.keyPath}`],
-  });
-  const workers: WranglerWorker[] = [];
+  const bench = await startWorkerBench(dir, ['ours', 'worker-mailer'], ctx.log);
+  const ours = bench.workers.ours!;
+  const wm = bench.workers['worker-mailer']!;
   const rows: Row[] = [];
   try {
-    const port = (await sink.ready)['port'] as number;
-    const relay = { SMTP_HOST: '127.0.0.1', SMTP_PORT: String(port) };
-    ctx.log('  starting wrangler dev (ours, worker-mailer)');
-    const ours = await startWorker({
-      name: 'smtp-edge-bench',
-      main: join(REPO_DIR, 'workers/src/index.ts'),
-      dir,
-      caCertPath: pki.caCertPath,
-      vars: {
-        ...relay,
-        API_KEYS: API_KEY,
-        SMTP_SECURITY: 'starttls',
-        SMTP_USERNAME: '',
-        SMTP_HELO: 'bench.test',
-      },
-    });
-    workers.push(ours);
-    const wm = await startWorker({
-      name: 'worker-mailer-bench',
-      main: join(BENCH_DIR, 'worker/worker-mailer-app.ts'),
-      dir,
-      caCertPath: pki.caCertPath,
-      vars: { ...relay, API_KEYS: API_KEY },
-    });
-    workers.push(wm);
-    const text = `${'The quick brown fox jumps over the lazy dog. '.repeat(44)}\n`;
-    const attachment = Buffer.alloc(256 * 1024, 7).toString('base64');
-    const shapes = [
-      {
-        label: 'text (2 KB)',
-        body: { from: 'sender@bench.test', to: 'rcpt@bench.test', subject: 'bench', text },
-      },
-      {
-        label: 'text + 256 KB attachment',
-        body: {
-          from: 'sender@bench.test',
-          to: 'rcpt@bench.test',
-          subject: 'bench',
-          text,
-          attachments: [
-            { filename: 'data.bin', content: attachment, contentType: 'application/octet-stream' },
-          ],
-        },
-      },
-    ];
     for (const concurrency of [1, 4]) {
-      for (const shape of shapes) {
+      for (const shape of workerShapes()) {
         const label = `${shape.label}, ${concurrency} request${concurrency === 1 ? '' : 's'} in flight`;
         ctx.log(`  ${label}`);
-        const body = JSON.stringify(shape.body);
         const results = await measureInterleaved(
           ctx,
           [
-            sendContender('ours (POST /send)', ours, body, concurrency, sink),
-            sendContender('worker-mailer', wm, body, concurrency, sink),
+            sendContender('ours (POST /send)', ours, shape.body, concurrency, bench.sink),
+            sendContender('worker-mailer', wm, shape.body, concurrency, bench.sink),
           ],
           { min: 20, max: ctx.quick ? 200 : 1_000, pilot: 20 },
         );
@@ -133,8 +183,7 @@ export async function workerScenario(ctx: BenchContext): Promise<ScenarioResult>
       }
     }
   } finally {
-    await Promise.all(workers.map((w) => w.stop()));
-    await sink.stop();
+    await bench.stop();
   }
   return {
     id: 'worker',

@@ -7,6 +7,8 @@
  *   npx node bench/tools/profile.ts client [--connections=10] [--bytes=10240] [--messages=5000] [--no-pipelining]
  *   npx node bench/tools/profile.ts receiver [--sessions=10] [--bytes=10240] [--messages=1000]
  *
+ * A Worker under workerd is profiled through its inspector instead: bench/tools/profile-worker.ts.
+ *
  * Profiles are written to bench/work/profiles/ (ignored by git); open them in Chrome DevTools
  * (Performance > Load profile) or speedscope for flame charts.
  */

@@ -87,6 +87,19 @@ for (let i = 0; i < ALPHABET.length; i++) NOT_ALPHABET[ALPHABET.charCodeAt(i)] =
  * exactly when the text is ASCII); the alphabet test is a branch-free OR over a lookup table.
  */
 function plainBase64(text: string): { octets: Uint8Array; pad: number } | null {
+  // The same text is usually checked twice in a row: the Worker's schema asks its decoded
+  // length (size limit), then the composer re-wraps it. The second call reuses the first's
+  // result (one entry; `base64Rewrap` drops it, so at most one text's octets stay referenced).
+  if (lastPlain !== null && lastPlain.text === text) return lastPlain.result;
+  const result = checkPlainBase64(text);
+  lastPlain = { text, result };
+  return result;
+}
+
+/** The latest `plainBase64` input and result (which the callers only read, never change). */
+let lastPlain: { text: string; result: { octets: Uint8Array; pad: number } | null } | null = null;
+
+function checkPlainBase64(text: string): { octets: Uint8Array; pad: number } | null {
   const n = text.length;
   if (n % 4 !== 0) return null;
   const octets = encoder.encode(text);
@@ -185,6 +198,7 @@ export function base64Rewrap(text: string, lineLength = 76): Uint8Array {
     throw new RangeError('base64Rewrap: lineLength must be a positive multiple of 4');
   }
   const plain = plainBase64(text);
+  lastPlain = null;
   if (plain !== null) {
     // Already checked: copy whole lines with `set` and put CRLF after each.
     const { octets } = plain;

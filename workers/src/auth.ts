@@ -15,6 +15,26 @@ async function digest(text: string): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest('SHA-256', encoder.encode(text)));
 }
 
+/**
+ * The configured keys' digests, computed once per isolate rather than on every request (each
+ * `crypto.subtle.digest` is an asynchronous call into the runtime). Which entries exist depends
+ * only on the configuration, never on the presented token. Bounded: a rotated secret refills it.
+ */
+const keyDigests = new Map<string, Promise<Uint8Array>>();
+const MAX_CACHED_KEYS = 64;
+
+function keyDigest(key: string): Promise<Uint8Array> {
+  let d = keyDigests.get(key);
+  if (d === undefined) {
+    if (keyDigests.size >= MAX_CACHED_KEYS) keyDigests.clear();
+    d = digest(key);
+    // A failed digest is not kept: the next request tries again.
+    d.catch(() => keyDigests.delete(key));
+    keyDigests.set(key, d);
+  }
+  return d;
+}
+
 function equalDigests(a: Uint8Array, b: Uint8Array): boolean {
   let diff = a.length ^ b.length;
   for (let i = 0; i < a.length; i++) diff |= (a[i] ?? 0) ^ (b[i] ?? 0);
@@ -38,8 +58,8 @@ export async function checkBearer(
   const presented = await digest(token);
   let matched = false;
   for (const key of keys) {
-    // No short circuit: every key is hashed and compared.
-    const same = equalDigests(presented, await digest(key));
+    // No short circuit: every key's digest is compared.
+    const same = equalDigests(presented, await keyDigest(key));
     matched = matched || same;
   }
   return matched ? 'ok' : 'invalid';

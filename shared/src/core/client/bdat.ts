@@ -61,17 +61,30 @@ export async function sendBdat(
     outstanding++;
     while (outstanding >= window || (last && outstanding > 0)) await settleOne();
   };
-  const chunker = new Chunker(options.chunkSize);
-  for await (const piece of boundedBodyPieces(facts, body, 'BDAT', ms, signal)) {
-    for (const chunk of chunker.push(encodePiece(writer, piece, plan, caps, 'BDAT'))) {
-      await sendChunk(chunk, false);
+  if (passThrough && facts.bytes !== null) {
+    // In memory and sent as it is: each frame is its BDAT line and a slice of the body (one copy,
+    // not two through the Chunker). Same cut: full chunks, the rest (or all of an exact multiple's
+    // last chunk, or nothing for an empty body) as BDAT n LAST.
+    const bytes = facts.bytes;
+    let at = 0;
+    do {
+      const end = Math.min(at + options.chunkSize, bytes.length);
+      await sendChunk(bytes.subarray(at, end), end === bytes.length);
+      at = end;
+    } while (at < bytes.length && failure === null);
+  } else {
+    const chunker = new Chunker(options.chunkSize);
+    for await (const piece of boundedBodyPieces(facts, body, 'BDAT', ms, signal)) {
+      for (const chunk of chunker.push(encodePiece(writer, piece, plan, caps, 'BDAT'))) {
+        await sendChunk(chunk, false);
+        if (failure !== null) break;
+      }
       if (failure !== null) break;
     }
-    if (failure !== null) break;
-  }
-  if (failure === null) {
-    chunker.push(encodePiece(writer, null, plan, caps, 'BDAT'));
-    await sendChunk(chunker.rest(), true);
+    if (failure === null) {
+      chunker.push(encodePiece(writer, null, plan, caps, 'BDAT'));
+      await sendChunk(chunker.rest(), true);
+    }
   }
   while (outstanding > 0) await settleOne();
   if (failure !== null) throw failure;

@@ -18,7 +18,8 @@ const SLICE = WRITE_BATCH * 4;
 /**
  * The body as pieces, each pulled from the source under `dataMs` and the AbortSignal: a
  * stalled producer cannot hold the connection (and the caller) forever. The source is closed
- * when the consumer stops early.
+ * when the consumer stops early. An in-memory body is sliced without a timer per slice: nothing
+ * can stall there, and each slice's write is bounded (and sees the AbortSignal) anyway.
  */
 export async function* boundedBodyPieces(
   facts: BodyFacts,
@@ -27,7 +28,11 @@ export async function* boundedBodyPieces(
   ms: number,
   signal: AbortSignal | undefined,
 ): AsyncGenerator<Uint8Array> {
-  const pieces = bodyPieces(facts, body, command);
+  if (facts.bytes !== null) {
+    yield* memoryPieces(facts.bytes);
+    return;
+  }
+  const pieces = bodyPieces(body, command);
   try {
     for (;;) {
       const next = await bounded(pieces.next(), {
@@ -44,11 +49,12 @@ export async function* boundedBodyPieces(
   }
 }
 
-async function* bodyPieces(facts: BodyFacts, body: MessageBody, command: string): AsyncGenerator<Uint8Array> {
-  if (facts.bytes !== null) {
-    for (let i = 0; i < facts.bytes.length; i += SLICE) yield facts.bytes.subarray(i, i + SLICE);
-    return;
-  }
+function* memoryPieces(bytes: Uint8Array): Generator<Uint8Array> {
+  for (let i = 0; i < bytes.length; i += SLICE) yield bytes.subarray(i, i + SLICE);
+}
+
+/** A streamed body's chunks, with its errors named after the command. */
+async function* bodyPieces(body: MessageBody, command: string): AsyncGenerator<Uint8Array> {
   try {
     yield* bodyChunks(body);
   } catch (err) {

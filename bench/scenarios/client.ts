@@ -68,7 +68,7 @@ export async function clientScenario(ctx: BenchContext): Promise<ScenarioResult>
     title: 'Node client vs nodemailer pooled transport, to smtp-sink',
     method:
       'Each client runs in its own process and sends the same raw message (`--bytes` of headers and 76-character lines) to postfix smtp-sink with an explicit envelope. ' +
-      'Ours: N `connectSmtp` sessions sharing a queue of sends, QUIT at the end. nodemailer: `createTransport({ pool: true, maxConnections: N, maxMessages: Infinity })`, every `sendMail({ envelope, raw })` queued at once, `close()` at the end. ' +
+      'Ours: N `connectSmtp` sessions sharing a queue of sends, each session with two sends queued (with PIPELINING the next envelope follows the previous end of data before its reply, RFC 2920 section 3.1), QUIT at the end. nodemailer: `createTransport({ pool: true, maxConnections: N, maxMessages: Infinity })`, every `sendMail({ envelope, raw })` queued at once, `close()` at the end. ' +
       'Time and CPU include connecting and QUIT. "no PIPELINING" runs smtp-sink with `-p`, so neither client can pipeline.',
     rows,
     durationMs: Math.round(performance.now() - started),

@@ -5,7 +5,7 @@
  * refused recipients. Every delivered message is compared with what we sent, octet for octet.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sendMail } from '../../shared/src/adapter/node/client.ts';
+import { connectSmtp, sendMail } from '../../shared/src/adapter/node/client.ts';
 import type { SmtpClientOptions } from '../../shared/src/core/client/options.ts';
 import { SmtpError } from '../../shared/src/core/errors.ts';
 import {
@@ -162,6 +162,17 @@ describe('smtp-edge client -> private postfix', () => {
     expect(text(m.content)).toBe(message('data'));
     await expect.poll(() => sessionOf(m.queueId)).toMatch(/ data=1 /);
     expect(sessionOf(m.queueId)).not.toMatch(/bdat=/);
+  });
+
+  it('sends queued on one STARTTLS session, each envelope pipelined after the previous data: all delivered intact', async () => {
+    const session = await connectSmtp(base({ chunking: false }));
+    const subjects = ['queued-1', 'queued-2', 'queued-3'];
+    const results = await Promise.all(
+      subjects.map((s) => session.send({ from: 'edge@postfix.test', to: ['bob@postfix.test'] }, message(s))),
+    );
+    await session.quit();
+    expect(results.map((r) => r.response.code)).toEqual([250, 250, 250]);
+    for (const s of subjects) expect(text((await delivered(s)).content)).toBe(message(s));
   });
 
   it('a 3 MB message in 64 KiB BDAT chunks arrives intact', async () => {

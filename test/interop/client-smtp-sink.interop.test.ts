@@ -5,7 +5,7 @@
  * typed error.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { sendMail } from '../../shared/src/adapter/node/client.ts';
+import { connectSmtp, sendMail } from '../../shared/src/adapter/node/client.ts';
 import { SmtpRecipientsRejectedError } from '../../shared/src/core/client/errors.ts';
 import { SmtpError, SmtpReplyError } from '../../shared/src/core/errors.ts';
 import { type RecordingProxy, type SmtpSink, startRecordingProxy, startSmtpSink } from '../support/peers.ts';
@@ -74,6 +74,41 @@ describe('smtp-edge client -> smtp-sink', () => {
     expect(m?.mailArgs).toBe('<zoe@example.org> BODY=8BITMIME');
     expect(m?.rcptTo).toEqual(['bob@example.net', 'carol@example.net']);
     expect(text(m!.contentCrlf)).toBe(BODY);
+  });
+
+  it('queued sends: each next envelope leaves with the end of data, before its reply (RFC 2920 section 3.1)', async () => {
+    sink = await startSmtpSink();
+    proxy = await startRecordingProxy(sink.port);
+    const session = await connectSmtp(opts(proxy.port));
+    const results = await Promise.all(
+      [1, 2, 3].map((n) => session.send({ from: `a${n}@example.org`, to: [`b${n}@example.net`] }, BODY)),
+    );
+    await session.quit();
+    expect(results.map((r) => [r.accepted, r.response.code])).toEqual([
+      [['b1@example.net'], 250],
+      [['b2@example.net'], 250],
+      [['b3@example.net'], 250],
+    ]);
+    // What the client had read when it sent the next MAIL: message n's 354, not yet the reply to
+    // its end of data.
+    for (const n of [2, 3]) {
+      const at = proxy.events.findIndex(
+        (e) => e.dir === 'c2s' && Buffer.from(e.bytes).toString('latin1').includes(`MAIL FROM:<a${n}@`),
+      );
+      const seen = proxy.events
+        .slice(0, at)
+        .filter((e) => e.dir === 's2c')
+        .map((e) => Buffer.from(e.bytes).toString('latin1'))
+        .join('');
+      expect(seen.trimEnd().split('\r\n').at(-1)).toMatch(/^354 /);
+      expect(proxy.events[at]!.bytes.length).toBeGreaterThan(BODY.length); // same write as the data
+    }
+    expect(proxy.clientLines().some((l) => l.line === 'RSET')).toBe(false);
+    const got = await sink.waitForMessages(3);
+    // smtp-sink's dump files are not in arrival order.
+    expect(got.map((m) => [m.mailArgs, m.rcptTo, text(m.contentCrlf)]).sort()).toEqual(
+      [1, 2, 3].map((n) => [`<a${n}@example.org> BODY=8BITMIME`, [`b${n}@example.net`], BODY]),
+    );
   });
 
   it('without PIPELINING it waits for each reply', async () => {

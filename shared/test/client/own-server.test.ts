@@ -195,4 +195,20 @@ describe('client against our own server engine', () => {
       [0, 1, 2, 3, 4].map((i) => `n: ${i}\r\n\r\n${i}\r\n`),
     );
   });
+
+  it('sends queued at once over DATA: each envelope pipelined after the previous data, all stored in order', async () => {
+    const session = await connectSmtp(options({ chunking: false }));
+    const before = srv.messages.length;
+    const bodies = [0, 1, 2, 3, 4].map(
+      (i) => `n: ${i}\r\n\r\n${`.${'x'.repeat(75)}\r\n`.repeat(i * 300)}end\r\n`,
+    );
+    const results = await Promise.all(
+      bodies.map((b, i) => session.send({ from: 'a@x.test', to: [`q${i}@y.test`] }, b)),
+    );
+    await session.quit();
+    expect(results.map((r) => r.accepted)).toEqual([0, 1, 2, 3, 4].map((i) => [`q${i}@y.test`]));
+    const got = srv.messages.slice(before);
+    expect(got.map((m) => m.envelope.rcptTo[0]!.address)).toEqual([0, 1, 2, 3, 4].map((i) => `q${i}@y.test`));
+    expect(got.map((m) => text(m.bytes))).toEqual(bodies);
+  });
 });

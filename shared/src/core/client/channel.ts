@@ -36,6 +36,19 @@ export class CommandChannel {
    * the check throws synchronously, before anything is written.
    */
   write(lines: string[], stage: string, signal: AbortSignal | undefined): Promise<void> {
+    return bounded(this.transport.write(this.encodeCommands(lines)), {
+      stage,
+      ms: this.timeouts.commandMs,
+      command: stage,
+      signal,
+    });
+  }
+
+  /**
+   * Command lines as the octets to write, each ended by CRLF. Throws `SmtpMessageError` for a line
+   * with CR, LF or NUL, so none can reach the wire inside a command.
+   */
+  encodeCommands(lines: string[]): Uint8Array {
     for (const line of lines) {
       if (/[\r\n\0]/.test(line)) {
         throw new SmtpMessageError('a command would contain CR, LF or NUL; refusing to send it', undefined, {
@@ -43,12 +56,7 @@ export class CommandChannel {
         });
       }
     }
-    return bounded(this.transport.write(encoder.encode(`${lines.join('\r\n')}\r\n`)), {
-      stage,
-      ms: this.timeouts.commandMs,
-      command: stage,
-      signal,
-    });
+    return encoder.encode(`${lines.join('\r\n')}\r\n`);
   }
 
   /** The next reply, answering `command`, within `ms` (default: the command timeout). */

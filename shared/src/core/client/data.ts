@@ -17,6 +17,9 @@ const DATA_END = Uint8Array.of(0x2e, 0x0d, 0x0a);
 /**
  * Send the body and read the reply to its end. Resolves with that reply whatever its code: the
  * end of the data completes the transaction either way (the caller decides what a non-250 means).
+ * `trailer` is asked once the end of the data is queued: octets it returns go out in the same
+ * write, before the reply is read (the session puts the next transaction's commands there, RFC
+ * 2920 section 3.1).
  */
 export async function sendData(
   channel: CommandChannel,
@@ -25,6 +28,7 @@ export async function sendData(
   body: MessageBody,
   caps: ReadonlyMap<string, string[]>,
   signal: AbortSignal | undefined,
+  trailer?: () => Uint8Array | null,
 ): Promise<SmtpReply> {
   const ms = channel.timeouts.dataMs;
   const out = new BatchWriter((bytes) => channel.writeData(bytes, 'DATA', signal));
@@ -40,6 +44,8 @@ export async function sendData(
     for await (const piece of pieces) await out.push(encodePiece(writer, piece, plan, caps, 'DATA'));
     await out.push(encodePiece(writer, null, plan, caps, 'DATA'));
   }
+  const next = trailer?.();
+  if (next) await out.push(next);
   await out.flush();
   return channel.read('DATA', signal, ms);
 }

@@ -58,14 +58,47 @@ async function envelopePipelined(
   reset: boolean,
   signal: AbortSignal | undefined,
 ): Promise<EnvelopeOutcome> {
-  // RFC 2920 section 3.1: RSET, MAIL and RCPT may be anywhere in a group; DATA must be last.
-  // BDAT waits for the RCPT replies, so no data goes out when every recipient is refused.
-  const lines = [...(reset ? ['RSET'] : []), plan.mail, ...plan.rcpts.map((r) => r.line)];
-  if (!plan.useBdat) lines.push('DATA');
   // Read replies while the batch is written, so a large batch cannot deadlock against a
   // server whose own replies fill the socket buffers.
-  const written = channel.write(lines, 'MAIL', signal);
+  return readEnvelopeGroup(channel, plan, reset, writeEnvelopeGroup(channel, plan, reset, signal), signal);
+}
+
+/**
+ * The envelope as one pipelined group (RFC 2920 section 3.1: RSET, MAIL and RCPT may be anywhere
+ * in a group; DATA must be last; BDAT waits for the RCPT replies, so no data goes out when every
+ * recipient is refused).
+ */
+export function envelopeGroupLines(plan: TransactionPlan, reset: boolean): string[] {
+  const lines = [...(reset ? ['RSET'] : []), plan.mail, ...plan.rcpts.map((r) => r.line)];
+  if (!plan.useBdat) lines.push('DATA');
+  return lines;
+}
+
+/** Write the group in one write; the returned promise never goes unhandled. */
+function writeEnvelopeGroup(
+  channel: CommandChannel,
+  plan: TransactionPlan,
+  reset: boolean,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const written = channel.write(envelopeGroupLines(plan, reset), 'MAIL', signal);
   written.catch(() => {});
+  return written;
+}
+
+/**
+ * Read the replies to an envelope group (`envelopeGroupLines`) in order; `written` settles with
+ * its write. Resolves when at least
+ * one recipient was accepted and, for DATA, the 354 came; otherwise throws (after leaving DATA
+ * mode when a 354 came anyway).
+ */
+export async function readEnvelopeGroup(
+  channel: CommandChannel,
+  plan: TransactionPlan,
+  reset: boolean,
+  written: Promise<void>,
+  signal: AbortSignal | undefined,
+): Promise<EnvelopeOutcome> {
   // A failed write must not leave us waiting for replies to commands never sent.
   let writeFailedAlready = false;
   const writeFailed = written.then(

@@ -24,13 +24,18 @@ import { SmtpConnectionError, SmtpMessageError, SmtpProtocolError, SmtpReplyErro
 import type { SmtpReply } from '../status.ts';
 import type { Transport } from '../transport.ts';
 import { sendBdat } from './bdat.ts';
-import { inspectBody } from './body.ts';
+import { type BodyFacts, inspectBody } from './body.ts';
 import { CommandChannel } from './channel.ts';
 import { sendData } from './data.ts';
 import { anySignal, settleWithin } from './deadline.ts';
 import { defaultHeloName, validateHeloName } from './ehlo.ts';
-import { planTransaction } from './envelope.ts';
-import { exchangeEnvelope } from './envelope-exchange.ts';
+import { planTransaction, type TransactionPlan } from './envelope.ts';
+import {
+  type EnvelopeOutcome,
+  envelopeGroupLines,
+  exchangeEnvelope,
+  readEnvelopeGroup,
+} from './envelope-exchange.ts';
 import {
   type MessageBody,
   type ResolvedClientOptions,
@@ -42,6 +47,23 @@ import {
 import { type Capabilities, ehlo, logIn, startTls } from './setup.ts';
 
 export type SessionState = 'new' | 'ready' | 'closed';
+
+/** An early envelope's write: it went out with the previous message's data, which completed. */
+const WRITTEN: Promise<void> = Promise.resolve();
+
+/** A `send()` that has been called and not yet started (operations run one at a time). */
+interface QueuedSend {
+  /** Its place in the operation queue. */
+  readonly ticket: number;
+  readonly envelope: SendEnvelope;
+  readonly body: MessageBody;
+  readonly signal: AbortSignal | undefined;
+  /**
+   * Its envelope, already written by the send before it in the same write as that one's end of
+   * data (when that send completes, the write succeeded; when the write fails, the session closes).
+   */
+  early: { facts: BodyFacts; plan: TransactionPlan } | null;
+}
 
 export class SmtpClientSession {
   readonly #transport: Transport;
@@ -60,6 +82,11 @@ export class SmtpClientSession {
   #needsReset = false;
   #busy = false;
   #queue: Promise<unknown> = Promise.resolve();
+  /** Tickets of the operation queue: the next one to hand out, and the one running. */
+  #tickets = 0;
+  #running = -1;
+  /** Sends waiting in the queue, so the one running can write the next one's envelope early. */
+  #queuedSends: QueuedSend[] = [];
   #heloName: string;
   #greeting: SmtpReply | null = null;
   #authenticated: string | null = null;
@@ -142,45 +169,94 @@ export class SmtpClientSession {
    * `SmtpReplyError` (`SmtpRecipientsRejectedError` when every recipient was refused) otherwise.
    */
   send(envelope: SendEnvelope, body: MessageBody, signal?: AbortSignal): Promise<SendResult> {
-    return this.#op(signal, async (sig) => {
-      this.#assertReady();
-      const facts = inspectBody(body);
-      const plan = planTransaction(envelope, facts, this.#caps, this.#options, this.secure);
-      const reset = this.#needsReset;
-      this.#needsReset = true;
-      const pipelining = this.#options.pipelining && this.#caps.has('PIPELINING');
-      const { accepted, rejected, dataReply } = await exchangeEnvelope(
-        this.#channel,
-        plan,
-        { reset, pipelining },
-        sig,
-      );
+    const queued: QueuedSend = { ticket: this.#tickets++, envelope, body, signal, early: null };
+    this.#queuedSends.push(queued);
+    const result = this.#op(
+      signal,
+      async (sig) => {
+        this.#assertReady();
+        const pipelining = this.#options.pipelining && this.#caps.has('PIPELINING');
+        const early = queued.early;
+        let facts: BodyFacts;
+        let plan: TransactionPlan;
+        let outcome: EnvelopeOutcome;
+        if (early !== null) {
+          // Written after the previous message's data, which completed that transaction: no RSET.
+          ({ facts, plan } = early);
+          this.#needsReset = true;
+          outcome = await readEnvelopeGroup(this.#channel, plan, false, WRITTEN, sig);
+        } else {
+          facts = inspectBody(body);
+          plan = planTransaction(envelope, facts, this.#caps, this.#options, this.secure);
+          const reset = this.#needsReset;
+          this.#needsReset = true;
+          outcome = await exchangeEnvelope(this.#channel, plan, { reset, pipelining }, sig);
+        }
+        const { accepted, rejected, dataReply } = outcome;
 
-      let response: SmtpReply;
-      if (plan.useBdat) {
-        response = await sendBdat(
-          this.#channel,
-          plan,
-          facts,
-          body,
-          { chunkSize: this.#options.chunkSize, pipelining, caps: this.#caps },
-          sig,
-        );
-        // Every chunk got its 250, so the transaction completed; after a failed BDAT the state
-        // is indeterminate and RSET stays due (RFC 3030 section 2).
-        this.#needsReset = false;
-      } else {
-        // dataReply is the 354 (checked by the envelope exchange).
-        if (dataReply === null || dataReply.code !== 354)
-          throw new SmtpProtocolError('internal: DATA not started');
-        response = await sendData(this.#channel, plan, facts, body, this.#caps, sig);
-        // RFC 5321 section 4.1.1.4: the end of data completes the transaction whatever the reply
-        // (a 421 closes the connection anyway).
-        this.#needsReset = false;
-        if (response.code !== 250) throw new SmtpReplyError(response, { command: 'DATA' });
-      }
-      return { accepted, rejected, response, envelope: { from: envelope.from, to: [...envelope.to] } };
-    });
+        let response: SmtpReply;
+        if (plan.useBdat) {
+          response = await sendBdat(
+            this.#channel,
+            plan,
+            facts,
+            body,
+            { chunkSize: this.#options.chunkSize, pipelining, caps: this.#caps },
+            sig,
+          );
+          // Every chunk got its 250, so the transaction completed; after a failed BDAT the state
+          // is indeterminate and RSET stays due (RFC 3030 section 2).
+          this.#needsReset = false;
+        } else {
+          // dataReply is the 354 (checked by the envelope exchange).
+          if (dataReply === null || dataReply.code !== 354)
+            throw new SmtpProtocolError('internal: DATA not started');
+          response = await sendData(this.#channel, plan, facts, body, this.#caps, sig, () =>
+            this.#nextEnvelope(pipelining),
+          );
+          // RFC 5321 section 4.1.1.4: the end of data completes the transaction whatever the reply
+          // (a 421 closes the connection anyway).
+          this.#needsReset = false;
+          if (response.code !== 250) throw new SmtpReplyError(response, { command: 'DATA' });
+        }
+        return { accepted, rejected, response, envelope: { from: envelope.from, to: [...envelope.to] } };
+      },
+      queued.ticket,
+    );
+    const done = (): void => {
+      this.#queuedSends.splice(this.#queuedSends.indexOf(queued), 1);
+    };
+    result.then(done, done);
+    return result;
+  }
+
+  /**
+   * RFC 2920 section 3.1 lets message content open a group: the envelope of the send queued
+   * right behind this one (MAIL, RCPT..., DATA) goes out in the same write as this message's end
+   * of data, before its reply is read, so a session with sends waiting needs one round trip per
+   * message instead of two (and a server that flushes its replies when its input runs dry answers
+   * both in one segment). Only with PIPELINING, when the very next operation is that send, and
+   * for DATA (BDAT waits for the RCPT replies). No RSET is needed: the end of data completes the
+   * transaction whatever its reply (RFC 5321 section 4.1.1.4), and a 421 instead closes the
+   * session, so the early commands are never answered and that send fails with the connection.
+   * A send whose plan cannot be made here is left to report its own error when it runs.
+   */
+  #nextEnvelope(pipelining: boolean): Uint8Array | null {
+    if (!pipelining || this.#state !== 'ready') return null;
+    const next = this.#queuedSends.find((q) => q.ticket === this.#running + 1);
+    if (next === undefined || next.early !== null) return null;
+    if (this.#options.signal?.aborted || next.signal?.aborted) return null;
+    try {
+      const facts = inspectBody(next.body);
+      const plan = planTransaction(next.envelope, facts, this.#caps, this.#options, this.secure);
+      if (plan.useBdat) return null;
+      const bytes = this.#channel.encodeCommands(envelopeGroupLines(plan, false));
+      next.early = { facts, plan };
+      return bytes;
+    } catch {
+      // The send reports this error itself when it runs.
+      return null;
+    }
   }
 
   /** RSET (RFC 5321 section 4.1.1.5): abort any transaction. */
@@ -233,8 +309,13 @@ export class SmtpClientSession {
    * Run one operation: serialized after the previous one, under the combined AbortSignal;
    * closes the connection on any error that leaves it in an unknown state.
    */
-  #op<T>(signal: AbortSignal | undefined, fn: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+  #op<T>(
+    signal: AbortSignal | undefined,
+    fn: (signal: AbortSignal | undefined) => Promise<T>,
+    ticket = this.#tickets++,
+  ): Promise<T> {
     const run = async (): Promise<T> => {
+      this.#running = ticket;
       if (this.#state === 'closed') {
         throw new SmtpConnectionError('the SMTP session is closed');
       }

@@ -7,7 +7,7 @@
 import { SmtpMessageError, SmtpReplyError } from '../errors.ts';
 import type { SmtpReply } from '../status.ts';
 import type { Transport } from '../transport.ts';
-import { bounded, settleWithin } from './deadline.ts';
+import { BoundGroup, bounded, settleWithin } from './deadline.ts';
 import type { SmtpClientTimeouts } from './options.ts';
 import { ReplyReader } from './reply-reader.ts';
 
@@ -19,6 +19,8 @@ export class CommandChannel {
   /** Closes the session (and the transport); for flows that must close before reporting. */
   readonly close: () => Promise<void>;
   #reader: ReplyReader;
+  /** One timer and one abort listener per signal for all of this connection's command, reply and data waits. */
+  readonly #bounds = new BoundGroup();
 
   constructor(
     transport: Transport,
@@ -36,7 +38,7 @@ export class CommandChannel {
    * the check throws synchronously, before anything is written.
    */
   write(lines: string[], stage: string, signal: AbortSignal | undefined): Promise<void> {
-    return bounded(this.transport.write(this.encodeCommands(lines)), {
+    return this.#bounds.bound(this.transport.write(this.encodeCommands(lines)), {
       stage,
       ms: this.timeouts.commandMs,
       command: stage,
@@ -61,7 +63,7 @@ export class CommandChannel {
 
   /** The next reply, answering `command`, within `ms` (default: the command timeout). */
   read(command: string, signal: AbortSignal | undefined, ms = this.timeouts.commandMs): Promise<SmtpReply> {
-    return bounded(this.#reader.read(command), { stage: command, ms, command, signal });
+    return this.#bounds.bound(this.#reader.read(command), { stage: command, ms, command, signal });
   }
 
   /**
@@ -72,7 +74,7 @@ export class CommandChannel {
     what: string,
     bound: { stage: string; ms: number; command?: string; signal: AbortSignal | undefined },
   ): Promise<SmtpReply> {
-    return bounded(this.#reader.read(what, { enhanced: false }), bound);
+    return this.#bounds.bound(this.#reader.read(what, { enhanced: false }), bound);
   }
 
   /** Send a command and require one of `codes` (else `SmtpReplyError`). */
@@ -90,7 +92,7 @@ export class CommandChannel {
 
   /** Write message data (DATA body, BDAT frames), bounded by the data timeout. */
   async writeData(bytes: Uint8Array, command: string, signal: AbortSignal | undefined): Promise<void> {
-    await bounded(this.transport.write(bytes), {
+    await this.#bounds.bound(this.transport.write(bytes), {
       stage: 'data',
       ms: this.timeouts.dataMs,
       command,
@@ -117,6 +119,11 @@ export class CommandChannel {
    */
   discardUnread(): void {
     this.#reader.discard();
+  }
+
+  /** The connection is closed: the shared timer and listeners go once no wait is left. */
+  release(): void {
+    this.#bounds.release();
   }
 
   /** A fresh reader after the TLS handshake. */

@@ -57,6 +57,121 @@ export function bounded<T>(promise: Promise<T>, bound: Bound): Promise<T> {
   });
 }
 
+interface Wait {
+  at: number;
+  bound: Bound;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * `bounded` for the many short waits of one connection, with one timer and one abort listener
+ * per signal instead of a timer and a listener per wait. In workerd each `setTimeout`,
+ * `clearTimeout`, `addEventListener` and `removeEventListener` is a call into the runtime, and a
+ * send makes about a dozen bounded waits (about 1.4 ms of CPU per send under the profiler).
+ *
+ * Same outcomes as `bounded`: `SmtpTimeoutError` once `ms` have passed, `SmtpAbortError` when
+ * the signal fires, a late rejection swallowed. A wait that settles leaves the timer armed; when
+ * it fires it rejects what is due and re-arms for the earliest wait left, or stops. `release()`
+ * (the session calls it on close) clears the timer and the listeners as soon as no wait is left,
+ * so nothing outlives the connection (in Node an armed timer would keep the process running).
+ * Only for waits in one request context (one connection): workerd ties timers to the request.
+ */
+export class BoundGroup {
+  readonly #waits = new Set<Wait>();
+  readonly #listeners = new Map<AbortSignal, () => void>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #armedAt = Number.POSITIVE_INFINITY;
+  #released = false;
+
+  bound<T>(promise: Promise<T>, bound: Bound): Promise<T> {
+    const { signal } = bound;
+    if (this.#released) return bounded(promise, bound);
+    if (signal?.aborted) {
+      promise.catch(() => {});
+      return Promise.reject(new SmtpAbortError(signal.reason));
+    }
+    return new Promise<T>((resolve, reject) => {
+      const wait: Wait = { at: Date.now() + bound.ms, bound, reject };
+      this.#waits.add(wait);
+      if (signal !== undefined && !this.#listeners.has(signal)) this.#listen(signal);
+      if (wait.at < this.#armedAt) this.#arm(wait.at);
+      promise.then(
+        (value) => {
+          if (this.#settle(wait)) resolve(value);
+        },
+        (err: unknown) => {
+          if (this.#settle(wait)) reject(err);
+        },
+      );
+    });
+  }
+
+  /** The connection is done: drop the timer and the listeners once no wait is left. */
+  release(): void {
+    this.#released = true;
+    this.#cleanUpIfIdle();
+  }
+
+  /** Forget `wait`; false when it was already rejected by the timer or the signal. */
+  #settle(wait: Wait): boolean {
+    if (!this.#waits.delete(wait)) return false;
+    this.#cleanUpIfIdle();
+    return true;
+  }
+
+  #listen(signal: AbortSignal): void {
+    const onAbort = (): void => {
+      for (const wait of this.#waits) {
+        if (wait.bound.signal !== signal) continue;
+        this.#waits.delete(wait);
+        wait.reject(new SmtpAbortError(signal.reason));
+      }
+      this.#cleanUpIfIdle();
+    };
+    this.#listeners.set(signal, onAbort);
+    signal.addEventListener('abort', onAbort, { once: true });
+  }
+
+  #arm(at: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#armedAt = at;
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, at - Date.now()));
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    this.#armedAt = Number.POSITIVE_INFINITY;
+    const now = Date.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const wait of this.#waits) {
+      if (wait.at <= now) {
+        this.#waits.delete(wait);
+        const { bound } = wait;
+        wait.reject(
+          new SmtpTimeoutError(
+            bound.stage,
+            bound.ms,
+            bound.command === undefined ? {} : { command: bound.command },
+          ),
+        );
+      } else if (wait.at < next) {
+        next = wait.at;
+      }
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.#arm(next);
+    else this.#cleanUpIfIdle();
+  }
+
+  #cleanUpIfIdle(): void {
+    if (!this.#released || this.#waits.size > 0) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#armedAt = Number.POSITIVE_INFINITY;
+    for (const [signal, onAbort] of this.#listeners) signal.removeEventListener('abort', onAbort);
+    this.#listeners.clear();
+  }
+}
+
 /** Resolve after `ms` (used to cap waits whose outcome does not matter, such as close()). */
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -300,6 +300,7 @@ export class SmtpClientSession {
   async close(): Promise<void> {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
+    this.#channel.release();
     await settleWithin((async () => this.#transport.close())(), this.#options.timeouts.quitMs);
   }
 

@@ -1,8 +1,11 @@
 /**
- * Interleaved measurement: a pilot run of each contender (warms the JIT and estimates the rate),
- * then `ctx.rounds` measured rounds in rotating order, so a burst of load from elsewhere on a
- * shared machine hits every contender alike. Counts adapt to the pilot rate so each run lasts
- * about `ctx.targetSeconds`. Reported: the best rate of the rounds and the lowest CPU
+ * Interleaved measurement: a pilot run of each contender (estimates the rate), a warm-up run of
+ * about `ctx.warmupSeconds` (not measured: every contender but smtp-sink is JavaScript, whose JIT
+ * needs thousands of messages to reach the code a long-running server runs; the pilot alone
+ * left rounds measuring half-compiled code, and the contender with more code to compile lost
+ * most), then `ctx.rounds` measured rounds in rotating order, so a burst of load from elsewhere
+ * on a shared machine hits every contender alike. Counts adapt to the warm rate so each run
+ * lasts about `ctx.targetSeconds`. Reported: the best rate of the rounds and the lowest CPU
  * milliseconds per message of the measured process.
  */
 import { machineTicks } from './proc.ts';
@@ -39,9 +42,15 @@ export async function measureInterleaved(
   const failed = new Map<Contender, string>();
   for (const c of contenders) {
     try {
+      const clamp = (n: number): number => Math.min(bounds.max, Math.max(bounds.min, Math.round(n)));
       const p = await c.once(bounds.pilot);
-      const rate = bounds.pilot / (p.wallMs / 1000);
-      counts.set(c, Math.min(bounds.max, Math.max(bounds.min, Math.round(rate * ctx.targetSeconds))));
+      let rate = bounds.pilot / (p.wallMs / 1000);
+      if (ctx.warmupSeconds > 0) {
+        const n = clamp(rate * ctx.warmupSeconds);
+        const w = await c.once(n);
+        rate = n / (w.wallMs / 1000);
+      }
+      counts.set(c, clamp(rate * ctx.targetSeconds));
     } catch (e) {
       failed.set(c, (e as Error).message);
       ctx.log(`    ${c.label}: FAILED ${(e as Error).message}`);

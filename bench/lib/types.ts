@@ -82,6 +82,8 @@ export interface BenchContext {
   quick: boolean;
   /** Seconds each measured run should last (adaptive message counts aim for it). */
   targetSeconds: number;
+  /** Seconds of unmeasured warm-up per contender before its rounds (see measureInterleaved). */
+  warmupSeconds: number;
   rounds: number;
   /** Working directory for this run (bench/work/...), removed at the end. */
   workDir: string;

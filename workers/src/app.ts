@@ -194,70 +194,6 @@ function backgroundOf(c: {
   return (work) => ctx.waitUntil(work);
 }
 
-/**
- * `POST /send` after the request id is chosen: the checks in the order the module comment gives,
- * then the send. `background` is the request's `waitUntil` (see `backgroundOf`).
- */
-async function postSend(
-  request: Request,
-  env: Env,
-  requestId: string,
-  background: Background | undefined,
-): Promise<Response> {
-  const keys = readApiKeys(env);
-  if (keys.length === 0) {
-    return errorResponse(
-      mailerError('configuration_error', 'the API_KEYS secret is not set: wrangler secret put API_KEYS'),
-      requestId,
-    );
-  }
-  const check = await checkBearer(request.headers.get('Authorization'), keys);
-  if (check !== 'ok') {
-    return errorResponse(
-      mailerError(
-        'unauthorized',
-        check === 'missing'
-          ? 'send an API key as Authorization: Bearer <key>'
-          : 'the API key is not valid (Authorization: Bearer <key>)',
-      ),
-      requestId,
-      { 'WWW-Authenticate': wwwAuthenticate(check) },
-    );
-  }
-
-  let config: WorkerConfig;
-  try {
-    config = readConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigurationError)
-      return errorResponse(mailerError('configuration_error', err.message), requestId);
-    throw err;
-  }
-
-  if (!isJsonMediaType(request.headers.get('Content-Type'))) {
-    return errorResponse(
-      mailerError('unsupported_media_type', 'send the message as JSON with Content-Type: application/json'),
-      requestId,
-    );
-  }
-  const body = await readBody(request, config.limits.maxRequestBytes);
-  if (!body.ok) return errorResponse(body.error, requestId);
-  if (body.text.trim() === '')
-    return errorResponse(mailerError('invalid_json', 'the request body is empty'), requestId);
-  let input: unknown;
-  try {
-    input = JSON.parse(body.text);
-  } catch (err) {
-    return errorResponse(
-      mailerError('invalid_json', `the request body is not valid JSON: ${(err as Error).message}`),
-      requestId,
-    );
-  }
-  return responseFor(
-    await handleSend(input, env, requestId, background === undefined ? { config } : { config, background }),
-  );
-}
-
 export function createApp(): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>();
 
@@ -276,7 +212,67 @@ export function createApp(): OpenAPIHono<AppEnv> {
   // size limit applies while reading and HTTP and RPC share one validation path.
   app.openAPIRegistry.registerPath(sendRoute);
 
-  app.post('/send', (c) => postSend(c.req.raw, c.env, c.get('requestId'), backgroundOf(c)));
+  app.post('/send', async (c) => {
+    const requestId = c.get('requestId');
+    const keys = readApiKeys(c.env);
+    if (keys.length === 0) {
+      return errorResponse(
+        mailerError('configuration_error', 'the API_KEYS secret is not set: wrangler secret put API_KEYS'),
+        requestId,
+      );
+    }
+    const check = await checkBearer(c.req.header('Authorization'), keys);
+    if (check !== 'ok') {
+      return errorResponse(
+        mailerError(
+          'unauthorized',
+          check === 'missing'
+            ? 'send an API key as Authorization: Bearer <key>'
+            : 'the API key is not valid (Authorization: Bearer <key>)',
+        ),
+        requestId,
+        { 'WWW-Authenticate': wwwAuthenticate(check) },
+      );
+    }
+
+    let config: WorkerConfig;
+    try {
+      config = readConfig(c.env);
+    } catch (err) {
+      if (err instanceof ConfigurationError)
+        return errorResponse(mailerError('configuration_error', err.message), requestId);
+      throw err;
+    }
+
+    if (!isJsonMediaType(c.req.header('Content-Type') ?? null)) {
+      return errorResponse(
+        mailerError('unsupported_media_type', 'send the message as JSON with Content-Type: application/json'),
+        requestId,
+      );
+    }
+    const body = await readBody(c.req.raw, config.limits.maxRequestBytes);
+    if (!body.ok) return errorResponse(body.error, requestId);
+    if (body.text.trim() === '')
+      return errorResponse(mailerError('invalid_json', 'the request body is empty'), requestId);
+    let input: unknown;
+    try {
+      input = JSON.parse(body.text);
+    } catch (err) {
+      return errorResponse(
+        mailerError('invalid_json', `the request body is not valid JSON: ${(err as Error).message}`),
+        requestId,
+      );
+    }
+    const background = backgroundOf(c);
+    return responseFor(
+      await handleSend(
+        input,
+        c.env,
+        requestId,
+        background === undefined ? { config } : { config, background },
+      ),
+    );
+  });
 
   app.all('/send', (c) =>
     errorResponse(mailerError('method_not_allowed', 'use POST /send'), c.get('requestId'), { Allow: 'POST' }),
@@ -301,46 +297,14 @@ export function createApp(): OpenAPIHono<AppEnv> {
       c.get('requestId'),
     ),
   );
-  app.onError((err, c) => unhandled(err, c.get('requestId') ?? newRequestId()));
-
-  // POST /send skips Hono's router, context and middleware chain, which cost about 1 ms of workerd
-  // CPU per request (bench/tools/profile-worker.ts). The same steps as the routes above: request
-  // id, `postSend`, `unhandled` for a throw. Every other request goes through Hono as before.
-  const honoFetch = app.fetch;
-  app.fetch = (request, env, executionCtx) => {
-    if (request.method !== 'POST' || pathOf(request.url) !== '/send')
-      return honoFetch(request, env, executionCtx);
-    const requestId = newRequestId(request.headers.get('X-Request-Id'));
-    const ctx = executionCtx;
-    return postSend(request, env as Env, requestId, ctx ? (work) => ctx.waitUntil(work) : undefined).catch(
-      (err: unknown) => unhandled(err, requestId),
+  app.onError((err, c) => {
+    const requestId = c.get('requestId') ?? newRequestId();
+    console.error(`[${requestId}] unhandled error`, err);
+    return errorResponse(
+      mailerError('internal_error', 'the Worker failed unexpectedly; the Worker log has the details'),
+      requestId,
     );
-  };
+  });
 
   return app;
-}
-
-function unhandled(err: unknown, requestId: string): Response {
-  console.error(`[${requestId}] unhandled error`, err);
-  return errorResponse(
-    mailerError('internal_error', 'the Worker failed unexpectedly; the Worker log has the details'),
-    requestId,
-  );
-}
-
-/**
- * The path of an absolute URL, as Hono's router sees it for a plain path: after the authority,
- * before `?` or `#`. Anything unusual (percent-encoding included) simply does not equal `/send`
- * and is left to Hono.
- */
-function pathOf(url: string): string {
-  const scheme = url.indexOf('://');
-  const start = scheme < 0 ? -1 : url.indexOf('/', scheme + 3);
-  if (start < 0) return '';
-  let end = url.length;
-  const query = url.indexOf('?', start);
-  if (query >= 0) end = query;
-  const hash = url.indexOf('#', start);
-  if (hash >= 0 && hash < end) end = hash;
-  return url.slice(start, end);
 }

@@ -78,7 +78,8 @@ interface Wait {
  */
 export class BoundGroup {
   readonly #waits = new Set<Wait>();
-  readonly #listeners = new Map<AbortSignal, () => void>();
+  /** One abort listener per signal, with the number of waits that use it. */
+  readonly #listeners = new Map<AbortSignal, { onAbort: () => void; waits: number }>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #armedAt = Number.POSITIVE_INFINITY;
   #released = false;
@@ -93,7 +94,7 @@ export class BoundGroup {
     return new Promise<T>((resolve, reject) => {
       const wait: Wait = { at: Date.now() + bound.ms, bound, reject };
       this.#waits.add(wait);
-      if (signal !== undefined && !this.#listeners.has(signal)) this.#listen(signal);
+      if (signal !== undefined) this.#listen(signal);
       if (wait.at < this.#armedAt) this.#arm(wait.at);
       promise.then(
         (value) => {
@@ -115,21 +116,49 @@ export class BoundGroup {
   /** Forget `wait`; false when it was already rejected by the timer or the signal. */
   #settle(wait: Wait): boolean {
     if (!this.#waits.delete(wait)) return false;
+    this.#unuse(wait);
     this.#cleanUpIfIdle();
     return true;
   }
 
+  #unuse(wait: Wait): void {
+    const signal = wait.bound.signal;
+    const entry = signal === undefined ? undefined : this.#listeners.get(signal);
+    if (entry !== undefined) entry.waits--;
+  }
+
+  /**
+   * Count a wait on `signal`, listening to it if nobody does yet. Listeners of other signals
+   * that no wait uses any more are dropped here, so a long-lived session whose operations each
+   * bring their own signal keeps one idle listener, not one per operation.
+   */
   #listen(signal: AbortSignal): void {
+    const known = this.#listeners.get(signal);
+    if (known !== undefined) {
+      known.waits++;
+      return;
+    }
+    for (const [other, entry] of this.#listeners) {
+      if (entry.waits > 0) continue;
+      other.removeEventListener('abort', entry.onAbort);
+      this.#listeners.delete(other);
+    }
     const onAbort = (): void => {
       for (const wait of this.#waits) {
         if (wait.bound.signal !== signal) continue;
         this.#waits.delete(wait);
         wait.reject(new SmtpAbortError(signal.reason));
       }
+      this.#listeners.delete(signal);
       this.#cleanUpIfIdle();
     };
-    this.#listeners.set(signal, onAbort);
+    this.#listeners.set(signal, { onAbort, waits: 1 });
     signal.addEventListener('abort', onAbort, { once: true });
+  }
+
+  /** Signals listened to right now (for tests). */
+  get listenedSignals(): number {
+    return this.#listeners.size;
   }
 
   #arm(at: number): void {
@@ -146,6 +175,7 @@ export class BoundGroup {
     for (const wait of this.#waits) {
       if (wait.at <= now) {
         this.#waits.delete(wait);
+        this.#unuse(wait);
         const { bound } = wait;
         wait.reject(
           new SmtpTimeoutError(
@@ -167,7 +197,7 @@ export class BoundGroup {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#armedAt = Number.POSITIVE_INFINITY;
-    for (const [signal, onAbort] of this.#listeners) signal.removeEventListener('abort', onAbort);
+    for (const [signal, { onAbort }] of this.#listeners) signal.removeEventListener('abort', onAbort);
     this.#listeners.clear();
   }
 }

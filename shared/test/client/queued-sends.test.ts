@@ -41,6 +41,18 @@ async function greet(c: RawConn, extensions: string[]): Promise<void> {
   await c.send(lines.map((l, i) => `250${i === lines.length - 1 ? ' ' : '-'}${l}\r\n`).join(''));
 }
 
+/**
+ * The first message accepted up to its 354, its data read, then the second envelope (MAIL, RCPT,
+ * DATA) read before anything answers the first end of data: the caller replies from there.
+ */
+async function untilSecondEnvelope(c: RawConn): Promise<void> {
+  await greet(c, ['PIPELINING', 'ENHANCEDSTATUSCODES']);
+  for (let i = 0; i < 3; i++) await line(c);
+  await c.send('250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n');
+  await c.readData();
+  for (let i = 0; i < 3; i++) await line(c);
+}
+
 const env = (n: number) => ({ from: `a${n}@x.test`, to: [`b${n}@y.test`] });
 
 describe('queued sends with PIPELINING (RFC 2920 section 3.1)', () => {
@@ -99,11 +111,7 @@ describe('queued sends with PIPELINING (RFC 2920 section 3.1)', () => {
 
   it('a message refused at its end of data (554) does not stop the queued one, and needs no RSET', async () => {
     server = await startRawServer(async (c) => {
-      await greet(c, ['PIPELINING', 'ENHANCEDSTATUSCODES']);
-      for (let i = 0; i < 3; i++) await line(c);
-      await c.send('250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n');
-      await c.readData();
-      for (let i = 0; i < 3; i++) await line(c);
+      await untilSecondEnvelope(c);
       await c.send('554 5.7.1 content refused\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n');
       await c.readData();
       await c.send('250 2.0.0 queued 2\r\n');
@@ -126,11 +134,7 @@ describe('queued sends with PIPELINING (RFC 2920 section 3.1)', () => {
   it('a 421 at the end of data: the queued send fails with the connection and sends nothing more', async () => {
     let received = '';
     server = await startRawServer(async (c) => {
-      await greet(c, ['PIPELINING', 'ENHANCEDSTATUSCODES']);
-      for (let i = 0; i < 3; i++) await line(c);
-      await c.send('250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n');
-      await c.readData();
-      for (let i = 0; i < 3; i++) await line(c);
+      await untilSecondEnvelope(c);
       await c.send('421 4.3.2 shutting down\r\n');
       c.end();
       await c.closed;
@@ -150,11 +154,7 @@ describe('queued sends with PIPELINING (RFC 2920 section 3.1)', () => {
 
   it('the queued MAIL refused: that send fails with its reply, and the send after it starts with RSET', async () => {
     server = await startRawServer(async (c) => {
-      await greet(c, ['PIPELINING', 'ENHANCEDSTATUSCODES']);
-      for (let i = 0; i < 3; i++) await line(c);
-      await c.send('250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n');
-      await c.readData();
-      for (let i = 0; i < 3; i++) await line(c);
+      await untilSecondEnvelope(c);
       await c.send(
         '250 2.0.0 queued 1\r\n550 5.7.1 sender refused\r\n503 5.5.1 no sender\r\n503 5.5.1 no recipients\r\n',
       );
@@ -220,11 +220,7 @@ describe('queued sends with PIPELINING (RFC 2920 section 3.1)', () => {
   it('a queued send aborted after its envelope went out early: it fails as aborted and the connection is closed', async () => {
     const ac = new AbortController();
     server = await startRawServer(async (c) => {
-      await greet(c, ['PIPELINING', 'ENHANCEDSTATUSCODES']);
-      for (let i = 0; i < 3; i++) await line(c);
-      await c.send('250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n');
-      await c.readData();
-      for (let i = 0; i < 3; i++) await line(c);
+      await untilSecondEnvelope(c);
       ac.abort(); // the server is about to answer; the caller gives up on the second message
       await c.send('250 2.0.0 queued 1\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n');
       await c.closed;

@@ -4,8 +4,9 @@
  * - The `.eml`: the message is read into memory up to one part (`partSize`). A message that ends
  *   within it (nearly all mail) is one PutObject of those bytes, with a known length. A larger one
  *   is streamed with `@aws-sdk/lib-storage` `Upload` as a multipart upload, starting with the
- *   part already read. Memory per message is bounded by (queueSize + 1) x partSize whatever the
- *   message size.
+ *   part already read. Memory per message is bounded by about (queueSize + 2) x partSize
+ *   whatever the message size (the part read first, handed over as lib-storage pulls it, and
+ *   lib-storage's own queueSize + 1 part buffers).
  * - The `.json` is a PutObject after the `.eml` succeeded: it is the commit marker.
  * - On failure, abort or time-out: every HTTP request of this message still in flight is cancelled
  *   and no new PUT/POST of the message goes out, the multipart upload is aborted (by lib-storage),

@@ -10,7 +10,8 @@
  * and moves to `closed`; a refused MAIL, RCPT, DATA or BDAT leaves the session `ready` (the
  * next transaction starts with RSET). A transaction that completed (the server answered the end
  * of the message data) needs no RSET before the next one. Operations are serialized: a second
- * `send()` waits for the first.
+ * `send()` waits for the first, though with PIPELINING its envelope leaves with the first one's
+ * end of data (`#nextEnvelope`).
  *
  * The steps live in their own modules: `setup.ts` (EHLO, STARTTLS, AUTH), `envelope.ts` (what
  * MAIL and RCPT say), `envelope-exchange.ts` (MAIL/RCPT on the wire, pipelined or stepwise),

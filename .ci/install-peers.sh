@@ -2,7 +2,7 @@
 # Real third-party SMTP peers used by the interop suite (see docs/explanation/interop.md).
 # Idempotent and quick when everything is present (no apt call at all then).
 #
-# - Debian packages: swaks, msmtp, postfix (smtp-sink, smtp-source, private `postfix -c DIR`
+# - Debian packages: swaks (with libnet-ssleay-perl for its TLS), msmtp, postfix (smtp-sink, smtp-source, private `postfix -c DIR`
 #   instances), python3-aiosmtpd, sasl2-bin (saslpasswd2, for the private postfix's SASL), openssl.
 #   Installing them starts no daemon in tests: postfix is preseeded to "No configuration" so no
 #   system instance is configured for port 25; tests run private instances on high loopback ports.
@@ -23,6 +23,8 @@ for c in swaks msmtp openssl; do command -v "$c" >/dev/null || need+=("$c"); don
 [ -x /usr/sbin/saslpasswd2 ] || need+=(sasl2-bin)
 [ -e /usr/lib/x86_64-linux-gnu/sasl2/libsasldb.so ] || [ -n "$(find /usr/lib -name 'libsasldb.so*' -print -quit 2>/dev/null)" ] || need+=(libsasl2-modules-db)
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
+# swaks only recommends Net::SSLeay, and --no-install-recommends skips it: without it swaks has no TLS.
+perl -MNet::SSLeay -e1 2>/dev/null || need+=(libnet-ssleay-perl)
 for l in "${EXIM_LIBS[@]}"; do dpkg -s "$l" >/dev/null 2>&1 || need+=("$l"); done
 exim_ok=1
 [ -x "$EXIM_BIN" ] || exim_ok=0

@@ -2,7 +2,7 @@
  * `npm run bench`: our SMTP code against named peers, side by side in one run on 127.0.0.1, with
  * ratios (absolute numbers drift on a shared machine; ratios from the same run hold).
  *
- *   npm run bench                         every scenario (about 10 minutes on 2 cores)
+ *   npm run bench                         every scenario (about 8 minutes on 2 cores)
  *   npm run bench -- --quick              shorter runs, one round (a smoke test, about 2 minutes)
  *   npm run bench -- --only=engine,client run some scenarios (ids below)
  *   npm run bench -- --no-write           print only; keep bench/results/ as it is

@@ -89,19 +89,6 @@ const encoder = new TextEncoder();
  * encoding the text and testing each octet in JavaScript (about 0.1 against 0.4 ms for 350 KB).
  */
 function plainBase64(text: string): { pad: number } | null {
-  // The same text is usually checked twice in a row: the Worker's schema asks its decoded
-  // length (size limit), then the composer re-wraps it. The second call reuses the first's
-  // result (one entry, dropped by `base64Rewrap`).
-  if (lastPlain !== null && lastPlain.text === text) return lastPlain.result;
-  const result = checkPlainBase64(text);
-  lastPlain = { text, result };
-  return result;
-}
-
-/** The latest `plainBase64` input and result. */
-let lastPlain: { text: string; result: { pad: number } | null } | null = null;
-
-function checkPlainBase64(text: string): { pad: number } | null {
   const n = text.length;
   if (n % 4 !== 0) return null;
   const pad = n === 0 ? 0 : text.charCodeAt(n - 1) !== EQ ? 0 : text.charCodeAt(n - 2) !== EQ ? 1 : 2;
@@ -202,7 +189,6 @@ export function base64Rewrap(text: string, lineLength = 76): Uint8Array {
     throw new RangeError('base64Rewrap: lineLength must be a positive multiple of 4');
   }
   const plain = plainBase64(text);
-  lastPlain = null;
   if (plain !== null) {
     // Already checked, so ASCII: one octet per character from the native encoder, then whole
     // lines copied with `set` and CRLF after each.
